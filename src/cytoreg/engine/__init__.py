@@ -1,0 +1,1 @@
+"""The run loop: plan → requests → cache → model calls → answers → metrics → results."""

@@ -1,0 +1,297 @@
+"""``cytoreg eval``: every task × model × setting, resumable through the response cache."""
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cytoreg.cache import ResponseCache, request_key
+from cytoreg.engine.execute import CallStats, run_generator
+from cytoreg.errors import CytoregError, IncompatibleError
+from cytoreg.metrics import statistics
+from cytoreg.metrics.classification import Predictions, compute
+from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
+from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
+from cytoreg.registry.catalog import Catalog
+from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
+from cytoreg.tasks.samples import sha256
+
+CI_METRICS = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
+
+
+@dataclass
+class EvalConfig:
+    tasks: list[str]
+    models: list[str]
+    output: Path = Path("runs/latest")
+    cache: Path | None = None          # default: <output>/cache.sqlite
+    include: list[str] = field(default_factory=list)
+    limit: int | None = None
+    device: str | None = None
+    concurrency: int | None = None
+    bootstrap: int | None = None       # overrides the task spec's statistics.bootstrap
+    seed: int = 0                      # seed for statistics and baselines
+    progress: bool = True
+
+
+@dataclass
+class Evaluation:
+    task: str
+    model: str
+    setting: str
+    records: list[dict]
+    predictions: Predictions
+    stats: CallStats
+    cached: int
+    usage: dict[str, int]
+    tries: int = 1
+
+
+def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
+    """Resolve names and check every pairing before anything is loaded."""
+    problems: list[str] = []
+    pairs = []
+    for tname in cfg.tasks:
+        try:
+            tspec = catalog.task(tname)
+            kind = TASK_KINDS.get(tspec.get("kind"))(tspec)
+        except CytoregError as exc:
+            problems.append(str(exc))
+            continue
+        for mname in cfg.models:
+            try:
+                mspec = catalog.model(mname)
+                adapter_cls = ADAPTERS.get(mspec.get("adapter"))
+                kind.check_model(mname, adapter_cls.capability)
+            except CytoregError as exc:
+                if str(exc) not in problems:
+                    problems.append(str(exc))
+                continue
+            pairs.append((tspec, kind, mspec, adapter_cls))
+    if problems:
+        raise IncompatibleError("\n".join(problems))
+    return pairs
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return nullcontext(None)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    transient=False)
+
+
+def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
+    from cytoreg.report.results import write_results
+
+    catalog = catalog or Catalog.load(cfg.include)
+    pairs = plan(cfg, catalog)
+    prepared: dict[str, PreparedTask] = {}
+    for tspec, kind, _, _ in pairs:
+        if tspec.name not in prepared:
+            prepared[tspec.name] = kind.prepare(cfg.limit)
+    cfg.output.mkdir(parents=True, exist_ok=True)
+    cache = ResponseCache(cfg.cache or cfg.output / "cache.sqlite")
+    evaluations: list[Evaluation] = []
+    models: dict[str, dict] = {}
+    try:
+        with _progress(cfg.progress) as progress:
+            by_model: dict[str, list] = {}
+            for pair in pairs:
+                by_model.setdefault(pair[2].name, []).append(pair)
+            for mname, mpairs in by_model.items():
+                mspec, adapter_cls = mpairs[0][2], mpairs[0][3]
+                adapter: ModelAdapter = adapter_cls(mspec, device=cfg.device)
+                models[mname] = {"adapter": mspec.get("adapter"), "capability": adapter.capability,
+                                 "spec_hash": mspec.hash, "origin": mspec.origin,
+                                 "fingerprint": adapter.fingerprint()}
+                loaded = False
+                for tspec, kind, _, _ in mpairs:
+                    prep = prepared[tspec.name]
+                    for setting in kind.settings_for(adapter.capability):
+                        if not loaded and not isinstance(adapter, Baseline):
+                            adapter.load()
+                            loaded = True
+                        evaluations.append(_run_one(cfg, kind, prep, adapter, setting, cache, progress))
+                adapter.close()
+    finally:
+        cache.close()
+    return write_results(cfg, catalog, prepared, models, evaluations)
+
+
+def _bar(progress, label: str, total: int):
+    if progress is None:
+        return None, lambda n=1: None
+    tid = progress.add_task(label, total=total, rate="")
+
+    def advance(n: int = 1) -> None:
+        progress.advance(tid, n)
+        t = progress.tasks[tid]
+        if t.speed:
+            progress.update(tid, rate=f"{t.speed:.1f}/s")
+
+    return tid, advance
+
+
+def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
+             cache: ResponseCache, progress) -> Evaluation:
+    label = f"{prep.spec.name} × {adapter.name} [{setting}]"
+    samples = prep.test
+    labels = prep.labels
+    stats = CallStats()
+    usage: dict[str, int] = {}
+    if isinstance(adapter, Baseline):
+        prior = statistics.class_distribution([s.label for s in samples], labels)
+        preds, scores = adapter.predict([s.id for s in samples], labels, prior, cfg.seed)
+        records = [{"id": s.id, "label": s.label, "try": 0, "response": p, "parsed": p, "match": "baseline",
+                    "correct": p == s.label, "error": None} for s, p in zip(samples, preds)]
+        _, adv = _bar(progress, label, len(samples))
+        adv(len(samples))
+        return Evaluation(prep.spec.name, adapter.name, setting, records,
+                          Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage)
+    if isinstance(adapter, Embedder):
+        return _run_embedder(kind, prep, adapter, cache, progress, label, stats)
+    if isinstance(adapter, Generator):
+        return _run_generator(cfg, kind, prep, adapter, setting, cache, progress, label, stats)
+    raise IncompatibleError(f"model '{adapter.name}': capability '{adapter.capability}' is not supported here")
+
+
+def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats) -> Evaluation:
+    gen = dict(adapter.spec.get("generation") or {})
+    tries = int(gen.pop("tries", 1))
+    fewshot = kind.fewshot_examples(prep) if setting == "few_shot" else []
+    if setting == "few_shot" and not fewshot:
+        raise CytoregError(f"task '{prep.spec.name}': few-shot needs examples, but the few-shot pool is empty "
+                           "(every image went to the test set); lower sampling.test_per_class")
+    items = []  # (sample index, try, request, key)
+    fp = adapter.fingerprint()
+    for si, s in enumerate(prep.test):
+        for t in range(tries):
+            req = kind.chat_request(s, setting, fewshot, gen, t)
+            content = req.canonical()
+            req.release()
+            items.append((si, t, req, request_key(fp, content)))
+    hits = cache.get_many(k for *_, k in items)
+    responses: dict[int, Response] = {i: hits[it[3]] for i, it in enumerate(items) if it[3] in hits}
+    missing = [i for i in range(len(items)) if i not in responses]
+    _, adv = _bar(progress, label, len(items))
+    adv(len(items) - len(missing))
+
+    def done(j: int, resp: Response) -> None:
+        i = missing[j]
+        si, _, _, key = items[i]
+        responses[i] = resp
+        if resp.error is None:
+            cache.put(key, resp, model_fingerprint=fp, model=adapter.name, task=prep.spec.name,
+                      sample_id=prep.test[si].id)
+        adv(1)
+
+    run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
+    extractor = kind.extractor()
+    records, top1 = [], []
+    usage: dict[str, int] = {}
+    for i, (si, t, _, key) in enumerate(items):
+        s, resp = prep.test[si], responses[i]
+        ex = extractor.extract(resp.text) if resp.error is None else None
+        parsed = ex.label if ex else None
+        for k, v in (resp.usage or {}).items():
+            usage[k] = usage.get(k, 0) + int(v)
+        records.append({"id": s.id, "label": s.label, "try": t, "prompt_hash": key[:16], "response": resp.text,
+                        "parsed": parsed, "match": ex.step if ex else "error", "match_detail": ex.detail if ex else "",
+                        "correct": parsed == s.label, "error": resp.error, "attempts": resp.attempts})
+        if t == 0:
+            top1.append(parsed)
+    preds = Predictions([s.label for s in prep.test], top1, prep.labels)
+    return Evaluation(prep.spec.name, adapter.name, setting, records, preds, stats,
+                      len(items) - len(missing), usage, tries)
+
+
+def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) -> Evaluation:
+    from cytoreg.tasks.samples import open_image
+
+    prompts = kind.class_prompts()
+    prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
+    fp = adapter.fingerprint()
+    shas, keys = [], []
+    for s in prep.test:
+        sha = sha256(s.image.read_bytes())
+        shas.append(sha)
+        keys.append(request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}))
+    hits = cache.get_many(keys)
+    _, adv = _bar(progress, label, len(keys))
+    adv(len(hits))
+    missing = [i for i, k in enumerate(keys) if k not in hits]
+    responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
+    if missing:
+        class_emb = class_embeddings(adapter, prompts)
+        scale = adapter.logit_scale()
+        bs = adapter.batch_size
+        for start in range(0, len(missing), bs):
+            chunk = missing[start:start + bs]
+            images, ok = [], []
+            for i in chunk:
+                s = prep.test[i]
+                try:
+                    images.append(open_image(s.image.read_bytes(), str(s.image)))
+                    ok.append(i)
+                except CytoregError as exc:
+                    responses[i] = Response(error=str(exc))
+            stats.add(sent=len(ok))
+            if ok:
+                emb = adapter.encode_images(images, keys=[shas[i] for i in ok]) \
+                    if getattr(adapter, "accepts_keys", False) else adapter.encode_images(images)
+                probs = zero_shot_scores(np.asarray(emb, dtype=np.float64), class_emb, scale)
+                for row, i in enumerate(ok):
+                    resp = Response(scores={lab: float(probs[row, k]) for k, lab in enumerate(prep.labels)})
+                    responses[i] = resp
+                    cache.put(keys[i], resp, model_fingerprint=fp, model=adapter.name, task=prep.spec.name,
+                              sample_id=prep.test[i].id)
+            adv(len(chunk))
+    records, preds, score_rows = [], [], []
+    for i, s in enumerate(prep.test):
+        resp = responses[i]
+        if resp.error:
+            parsed, row = None, np.full(len(prep.labels), 1.0 / len(prep.labels))
+        else:
+            row = np.array([resp.scores[lab] for lab in prep.labels])
+            parsed = prep.labels[int(row.argmax())]
+        preds.append(parsed)
+        score_rows.append(row)
+        records.append({"id": s.id, "label": s.label, "try": 0, "prompt_hash": keys[i][:16],
+                        "response": None if resp.error else {k: round(v, 6) for k, v in resp.scores.items()},
+                        "parsed": parsed, "match": "argmax" if parsed else "error", "correct": parsed == s.label,
+                        "error": resp.error})
+    return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
+                      Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(score_rows)),
+                      stats, len(hits), {})
+
+
+def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalConfig) -> dict:
+    p = ev.predictions
+    if p.scores is None:
+        metric_names = [m for m in metric_names if not m.startswith(("auc", "ece"))]
+    metrics = compute(metric_names, p)
+    resamples = cfg.bootstrap if cfg.bootstrap is not None else int(spec_stats.get("bootstrap", 1000))
+    conf = float(spec_stats.get("confidence", 0.95))
+    seed = int(spec_stats.get("seed", cfg.seed))
+    folds = int(spec_stats.get("folds", 5))
+    ci, spread = {}, {}
+    for m in CI_METRICS:
+        if m in metrics:
+            ci[m] = statistics.bootstrap_ci(p, m, resamples, conf, seed)
+            if folds > 1:
+                spread[m] = statistics.fold_spread(p, m, folds)
+    if ev.tries > 1:
+        any_k: dict[str, bool] = {}
+        for r in ev.records:
+            any_k[r["id"]] = any_k.get(r["id"], False) or bool(r["correct"])
+        metrics[f"accuracy_any_of_{ev.tries}"] = float(np.mean(list(any_k.values())))
+    return {"metrics": metrics, "ci": ci, "folds": spread}

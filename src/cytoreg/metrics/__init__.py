@@ -1,0 +1,1 @@
+"""Metric registry: classification metrics, statistics and baselines."""

@@ -1,0 +1,1 @@
+"""Model adapters (by capability) and built-in model specs."""

@@ -1,0 +1,189 @@
+"""Model capabilities. A task declares which capability it can use; adapters implement one.
+
+- :class:`Generator`: chat messages with interleaved images → text
+- :class:`Embedder`: image and text embeddings (CLIP family) → zero-shot by similarity
+- :class:`Baseline`: no weights; chance-level predictions so every table has its floor
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from cytoreg.tasks.samples import ImageRef, sha256
+
+
+@dataclass
+class TextPart:
+    text: str
+
+
+@dataclass
+class ImagePart:
+    image: ImageRef
+    _sha: str | None = field(default=None, repr=False)
+    _bytes: bytes | None = field(default=None, repr=False)
+
+    def data(self) -> bytes:
+        if self._bytes is None:
+            self._bytes = self.image.read_bytes()
+        return self._bytes
+
+    @property
+    def sha(self) -> str:
+        if self._sha is None:
+            self._sha = sha256(self.data())
+        return self._sha
+
+    def mime(self) -> str:
+        head = self.data()[:12]
+        if head.startswith(b"\x89PNG"):
+            return "image/png"
+        if head[:3] == b"\xff\xd8\xff":
+            return "image/jpeg"
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return "image/tiff"
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            return "image/webp"
+        return "application/octet-stream"
+
+    def release(self) -> None:
+        """Drop the cached bytes once the request is done (keeps memory flat)."""
+        self._bytes = None
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass
+class Message:
+    role: str
+    parts: list[Part]
+
+
+@dataclass
+class ChatRequest:
+    messages: list[Message]
+    generation: dict[str, Any]
+    try_index: int = 0
+
+    def canonical(self) -> dict:
+        """Everything that determines the answer: texts, image hashes, settings, try index."""
+        return {
+            "messages": [{"role": m.role, "parts": [{"text": p.text} if isinstance(p, TextPart)
+                                                     else {"image_sha256": p.sha} for p in m.parts]}
+                         for m in self.messages],
+            "generation": self.generation,
+            "try": self.try_index,
+        }
+
+    def images(self) -> list[ImagePart]:
+        return [p for m in self.messages for p in m.parts if isinstance(p, ImagePart)]
+
+    def release(self) -> None:
+        for p in self.images():
+            p.release()
+
+
+@dataclass
+class Response:
+    text: str | None = None
+    scores: dict[str, float] | None = None
+    error: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    attempts: int = 1
+    model_version: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Response":
+        return cls(**d)
+
+
+class TransientError(Exception):
+    """A failure worth retrying (429, 5xx, timeout); ``retry_after`` in seconds if the server said."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class PermanentError(Exception):
+    """A failure that retrying will not fix (400, auth, content policy)."""
+
+
+class ModelAdapter:
+    capability: ClassVar[str] = ""
+    params_schema: ClassVar[dict] = {"type": "object"}
+    supports_remote_code: ClassVar[bool] = False
+
+    def __init__(self, spec: Any, device: str | None = None):
+        self.spec = spec
+        self.params: dict = dict(spec.get("params") or {})
+        self.device = device
+        execution = spec.get("execution") or {}
+        self.batch_size: int = int(execution.get("batch_size", 16))
+        self.concurrency: int = int(execution.get("concurrency", 8))
+        self.max_retries: int = int(execution.get("max_retries", 6))
+        self.initial_backoff: float = float(execution.get("initial_backoff", 1.0))
+        self.max_backoff: float = float(execution.get("max_backoff", 60.0))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def weights_identity(self) -> str:
+        """What identifies the weights beyond the spec (a file hash, a revision). Default: none."""
+        return ""
+
+    def fingerprint(self) -> str:
+        payload = json.dumps({"adapter": self.spec.get("adapter"), "spec": self.spec.hash,
+                              "weights": self.weights_identity()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+    def load(self) -> None:
+        """Load weights / open clients. Called once, after the plan is checked."""
+
+    def close(self) -> None:
+        """Release clients or memory."""
+
+
+class Generator(ModelAdapter):
+    capability = "generator"
+    #: "concurrent": requests run in a thread pool (APIs); "batched": ``generate_batch`` (local)
+    mode: ClassVar[str] = "concurrent"
+
+    def generate(self, request: ChatRequest) -> Response:
+        raise NotImplementedError
+
+    def generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
+        return [self.generate(r) for r in requests]
+
+
+class Embedder(ModelAdapter):
+    capability = "embedder"
+
+    def encode_images(self, images: list) -> np.ndarray:
+        """L2-normalised image embeddings, shape (n, d)."""
+        raise NotImplementedError
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised text embeddings, shape (n, d)."""
+        raise NotImplementedError
+
+    def logit_scale(self) -> float:
+        raise NotImplementedError
+
+
+class Baseline(ModelAdapter):
+    capability = "baseline"
+
+    def predict(self, sample_ids: Sequence[str], labels: Sequence[str], prior: np.ndarray,
+                seed: int) -> tuple[list[str], np.ndarray]:
+        raise NotImplementedError

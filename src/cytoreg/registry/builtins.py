@@ -1,0 +1,51 @@
+"""The built-in registries. Targets are lazy ``module:attr`` strings so that listing names
+never imports an adapter's heavy dependencies."""
+from __future__ import annotations
+
+from cytoreg.registry.core import Registry
+
+ADAPTERS: Registry = Registry("model adapter")
+TASK_KINDS: Registry = Registry("task kind")
+SOURCES: Registry = Registry("data source")
+METRICS: Registry = Registry("metric")
+
+for _name, _target, _kind, _desc in [
+    ("random", "cytoreg.models.baselines:RandomBaseline", "baseline",
+     "uniform random guess over the label set (seeded per sample)"),
+    ("prior", "cytoreg.models.baselines:PriorBaseline", "baseline",
+     "guess drawn from the class distribution of the evaluated samples (seeded per sample)"),
+    ("openai", "cytoreg.models.openai_api:OpenAIChat", "generator",
+     "OpenAI chat-completions API or any OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
+    ("open_clip", "cytoreg.models.open_clip_adapter:OpenCLIP", "embedder",
+     "open_clip models (hf-hub:, local-dir:, built-in names with pretrained tags)"),
+    ("conch", "cytoreg.models.open_clip_adapter:Conch", "embedder",
+     "CONCH (MahmoodLab) through its published checkpoint format"),
+]:
+    ADAPTERS.add(_name, _target, kind=_kind, description=_desc)
+
+TASK_KINDS.add("classification", "cytoreg.tasks.kinds:ClassificationKind", kind="task kind",
+               description="closed label set; zero-shot / few-shot prompting, CLIP zero-shot, baselines")
+
+for _name, _target, _desc in [
+    ("imagefolder", "cytoreg.tasks.sources.imagefolder:ImageFolderSource",
+     "one folder per class (label from folder name or file-name prefix, mapped by label_map)"),
+    ("manifest", "cytoreg.tasks.sources.manifest:ManifestSource",
+     "CSV / JSON / JSONL manifest with path and label columns; other columns kept as metadata"),
+    ("npz", "cytoreg.tasks.sources.npz:NpzSource",
+     "MedMNIST-style .npz (train_images, train_labels, ...)"),
+    ("hf_datasets", "cytoreg.tasks.sources.hf:HFDatasetSource",
+     "Hugging Face datasets: local imagefolder, save_to_disk folder, or hub id"),
+    ("vlmeval_tsv", "cytoreg.tasks.sources.tsv:VLMEvalTSVSource",
+     "VLMEvalKit TSV (base64 image, question, options A..., answer)"),
+]:
+    SOURCES.add(_name, _target, kind="data source", description=_desc)
+
+_builtin_metrics_loaded = False
+
+
+def load_builtin_metrics() -> None:
+    """Import the metric modules; their decorators fill METRICS."""
+    global _builtin_metrics_loaded
+    if not _builtin_metrics_loaded:
+        _builtin_metrics_loaded = True
+        import cytoreg.metrics.classification  # noqa: F401

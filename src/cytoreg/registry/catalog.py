@@ -1,0 +1,200 @@
+"""The catalog: every task and model spec from built-ins, installed plugins and ``--include``
+paths, resolved and validated. A name defined twice is an error naming both files."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from cytoreg.errors import CytoregError, RegistryError, SpecError
+from cytoreg.registry.builtins import ADAPTERS, METRICS, SOURCES, TASK_KINDS, load_builtin_metrics
+from cytoreg.registry.core import BUILTIN, Registry, suggest
+from cytoreg.registry.plugins import load_plugins, plugin_spec_dirs
+from cytoreg.registry.specs import (RawSpec, Spec, SpecResolver, expand_env, iter_spec_files, json_path,
+                                    read_raw, schema_problems)
+
+
+def builtin_spec_dirs() -> list[Path]:
+    return [Path(str(resources.files("cytoreg.tasks").joinpath("specs"))),
+            Path(str(resources.files("cytoreg.models").joinpath("specs")))]
+
+
+@dataclass
+class Catalog:
+    tasks: Registry = field(default_factory=lambda: Registry("task"))
+    models: Registry = field(default_factory=lambda: Registry("model"))
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, include: Sequence[str | Path] = (), *, strict: bool = True) -> "Catalog":
+        cat = cls()
+        load_plugins(cat.problems)
+        load_builtin_metrics()
+        sources: list[tuple[Path, str]] = [(d, BUILTIN) for d in builtin_spec_dirs()]
+        sources += plugin_spec_dirs(cat.problems)
+        for inc in include:
+            p = Path(inc).expanduser()
+            if not p.exists():
+                cat.problems.append(f"--include {inc}: no such file or folder")
+                continue
+            sources.append((p, f"file {p}" if p.is_file() else f"folder {p}"))
+        cat._collect(sources)
+        if strict and cat.problems:
+            raise SpecError(cat.problems)
+        return cat
+
+    def _collect(self, sources: Iterable[tuple[Path, str]]) -> None:
+        raws: dict[tuple[str, str], RawSpec] = {}
+        for root, origin in sources:
+            for path in iter_spec_files(root):
+                file_origin = origin if origin == BUILTIN else f"{origin.split(' ')[0]} {path}" \
+                    if origin.startswith(("file", "folder")) else f"{origin} ({path.name})"
+                try:
+                    raw = read_raw(path, file_origin)
+                except SpecError as exc:
+                    self.problems.extend(exc.problems)
+                    continue
+                key = (raw.type, raw.name)
+                if key in raws:
+                    prev = raws[key]
+                    self.problems.append(
+                        f"{path}: name: {raw.type} '{raw.name}' is already defined in {prev.path} "
+                        f"({prev.origin}); rename one of them")
+                    continue
+                raws[key] = raw
+        resolver = SpecResolver(raws)
+        for raw in raws.values():
+            spec = resolve(raw, resolver, self.problems)
+            if spec is not None:
+                target = self.tasks if spec.type == "task" else self.models
+                target.add(spec.name, spec, origin=raw.origin, description=spec.get("description", ""),
+                           kind=spec.get("kind") or spec.get("adapter", ""), path=str(raw.path))
+
+    def task(self, name: str) -> Spec:
+        return self.tasks.get(name)
+
+    def model(self, name: str) -> Spec:
+        return self.models.get(name)
+
+
+def resolve(raw: RawSpec, resolver: SpecResolver, problems: list[str]) -> Spec | None:
+    """Merge ``extends``, expand env vars, validate; append problems, return None if any."""
+    local: list[str] = []
+    data, chain = resolver.merged(raw, local)
+    if local:
+        problems.extend(local)
+        return None
+    data = expand_env(data, str(raw.path), local)
+    local += schema_problems(raw.type, data, str(raw.path))
+    if not local:
+        local += (check_task if raw.type == "task" else check_model)(data, str(raw.path))
+    if local:
+        problems.extend(local)
+        return None
+    return Spec(raw.type, raw.name, data, raw.path, raw.origin, chain)
+
+
+def _lookup(registry: Registry, name: str, where: str, field_path: str, problems: list[str]):
+    if name not in registry:
+        problems.append(f"{where}: {field_path}: unknown {registry.what} '{name}'"
+                        f"{suggest(name, registry.names())} (known: {', '.join(registry.names())})")
+        return None
+    try:
+        return registry.get(name)
+    except CytoregError as exc:
+        problems.append(f"{where}: {field_path}: {exc}")
+        return None
+
+
+def _check_options(schema: dict | None, options: dict, where: str, prefix: str, problems: list[str]) -> None:
+    if not schema:
+        return
+    from jsonschema import Draft202012Validator
+
+    for err in Draft202012Validator(schema).iter_errors(options):
+        loc = json_path([prefix] + list(err.absolute_path))
+        if err.validator == "additionalProperties":
+            allowed = sorted(schema.get("properties", {}))
+            for key in sorted(set(err.instance) - set(allowed)):
+                problems.append(f"{where}: {loc}.{key}: unknown key '{key}'{suggest(key, allowed)} "
+                                f"(valid keys here: {', '.join(allowed)})")
+        else:
+            problems.append(f"{where}: {loc}: {err.message}")
+
+
+def check_task(data: dict, where: str) -> list[str]:
+    problems: list[str] = []
+    kind_cls = _lookup(TASK_KINDS, data["kind"], where, "kind", problems)
+    source = data["data"]["source"]
+    source_cls = _lookup(SOURCES, source, where, "data.source", problems)
+    if source_cls is not None:
+        opts = {k: v for k, v in data["data"].items() if k != "source"}
+        _check_options(getattr(source_cls, "options_schema", None), opts, where, "data", problems)
+    labels = data.get("labels")
+    if kind_cls is not None and getattr(kind_cls, "needs_labels", False) and not labels:
+        problems.append(f"{where}: labels: a '{data['kind']}' task needs a non-empty list of at least 2 labels")
+    labels = labels or []
+    seen: set[str] = set()
+    for i, lab in enumerate(labels):
+        if lab in seen:
+            problems.append(f"{where}: labels[{i}]: duplicate label '{lab}'; each label must appear once")
+        seen.add(lab)
+    label_set = set(labels)
+
+    def must_be_label(value: str, loc: str) -> None:
+        if value not in label_set:
+            problems.append(f"{where}: {loc}: '{value}' is not one of the task's labels"
+                            f"{suggest(value, labels)}")
+
+    for key, target in (data["data"].get("label_map") or {}).items():
+        if target is not None:
+            must_be_label(target, f"data.label_map.{key}")
+    for lab, alias_list in (data.get("aliases") or {}).items():
+        must_be_label(lab, f"aliases.{lab}")
+        for j, alias in enumerate(alias_list):
+            if alias in label_set and alias != lab:
+                problems.append(f"{where}: aliases.{lab}[{j}]: alias '{alias}' is itself another label; "
+                                "an alias must point to exactly one label")
+    prompts = data.get("prompts") or {}
+    clip = prompts.get("clip") or {}
+    for i, tmpl in enumerate(clip.get("templates", [])):
+        if "{label}" not in tmpl:
+            problems.append(f"{where}: prompts.clip.templates[{i}]: template must contain '{{label}}'")
+    for lab in clip.get("classnames", {}):
+        must_be_label(lab, f"prompts.clip.classnames.{lab}")
+    fs = prompts.get("few_shot")
+    if fs and "{label}" not in fs["example"]:
+        problems.append(f"{where}: prompts.few_shot.example: must contain '{{label}}'")
+    if "few_shot" in (data.get("settings") or []):
+        if not fs:
+            problems.append(f"{where}: settings: 'few_shot' needs prompts.few_shot")
+        if (data.get("sampling") or {}).get("fewshot_per_class", 0) < 1:
+            problems.append(f"{where}: settings: 'few_shot' needs sampling.fewshot_per_class >= 1")
+    metrics = data.get("metrics") or []
+    for i, m in enumerate(metrics):
+        if m not in METRICS and not m.startswith("evaluate:"):
+            problems.append(f"{where}: metrics[{i}]: unknown metric '{m}'{suggest(m, METRICS.names())}")
+    pm = data.get("primary_metric")
+    if pm and metrics and pm not in metrics:
+        problems.append(f"{where}: primary_metric: '{pm}' is not listed in metrics")
+    return problems
+
+
+def check_model(data: dict, where: str) -> list[str]:
+    problems: list[str] = []
+    adapter = _lookup(ADAPTERS, data["adapter"], where, "adapter", problems)
+    if adapter is not None:
+        _check_options(getattr(adapter, "params_schema", None), data.get("params") or {}, where,
+                       "params", problems)
+        if data.get("trust_remote_code") and not getattr(adapter, "supports_remote_code", False):
+            problems.append(f"{where}: trust_remote_code: adapter '{data['adapter']}' never runs remote code; "
+                            "remove the key")
+    return problems
+
+
+def lookup_or_raise(registry: Registry, name: str):
+    try:
+        return registry.get(name)
+    except RegistryError:
+        raise

@@ -1,0 +1,118 @@
+"""``results.json`` (versioned, validated against the shipped JSON Schema) and ``samples.jsonl``."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from cytoreg import __version__
+from cytoreg.metrics import statistics
+
+SCHEMA_VERSION = "cytoreg/results/v1"
+PACKAGES = ("numpy", "scikit-learn", "jsonschema", "pyyaml", "pillow", "torch", "open-clip-torch",
+            "transformers", "openai", "google-genai", "datasets")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "cytoreg": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _clean(x: Any) -> Any:
+    """JSON has no NaN: write null."""
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return _clean(x.item())
+    return x
+
+
+def atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(cfg, catalog, prepared: dict, models: dict, evaluations: list) -> dict:
+    from cytoreg.engine.runner import score
+
+    tasks_out = {}
+    for name, prep in prepared.items():
+        spec = prep.spec
+        y = [s.label for s in prep.test]
+        tasks_out[name] = {
+            "kind": spec.get("kind"), "spec_hash": spec.hash, "origin": spec.origin,
+            "labels": prep.labels, "n_test": len(prep.test),
+            "class_counts": {lab: y.count(lab) for lab in prep.labels},
+            "sample_ids": prep.split.ids(),
+            "shortfalls": prep.split.shortfalls,
+            "skipped": {"count": len(prep.skipped), "examples": prep.skipped[:20]},
+            "baselines": {
+                "random_f1_weighted": statistics.random_f1_weighted(y, prep.labels),
+                "uniform_f1_weighted": statistics.uniform_f1_weighted(y, prep.labels),
+                "chance_accuracy": statistics.chance_accuracy(y, prep.labels),
+            },
+            "reference": spec.get("reference"),
+        }
+    evals_out = []
+    for ev in evaluations:
+        spec = prepared[ev.task].spec
+        kind_metrics = catalog.task(ev.task)
+        from cytoreg.registry.builtins import TASK_KINDS
+
+        kind = TASK_KINDS.get(kind_metrics.get("kind"))(kind_metrics)
+        scored = score(ev, kind.metric_names(), spec.get("statistics") or {}, cfg)
+        n_err = sum(1 for r in ev.records if r.get("error"))
+        evals_out.append({
+            "task": ev.task, "model": ev.model, "setting": ev.setting, "n": len(ev.predictions.y_true),
+            "tries": ev.tries, "errors": n_err, **scored,
+            "requests": {"cached": ev.cached, **ev.stats.to_json()}, "usage": ev.usage,
+        })
+    results = _clean({
+        "schema": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": {"tasks": cfg.tasks, "models": cfg.models, "limit": cfg.limit, "seed": cfg.seed,
+                   "bootstrap": cfg.bootstrap, "device": cfg.device, "include": [str(i) for i in cfg.include],
+                   "argv": sys.argv[1:]},
+        "packages": package_versions(),
+        "tasks": tasks_out,
+        "models": models,
+        "evaluations": evals_out,
+    })
+    out = Path(cfg.output)
+    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
+    lines = []
+    for ev in evaluations:
+        for r in ev.records:
+            lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r}),
+                                    ensure_ascii=False))
+    atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    return results
+
+
+def results_schema() -> dict:
+    return json.loads(resources.files("cytoreg.report").joinpath("results.schema.json").read_text())
+
+
+def validate_results(results: dict) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in Draft202012Validator(results_schema()).iter_errors(results)]

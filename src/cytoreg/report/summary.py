@@ -1,0 +1,26 @@
+"""The rich table printed at the end of ``cytoreg eval``."""
+from __future__ import annotations
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def print_summary(results: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="cytoreg results", title_justify="left")
+    for col in ("task", "model", "setting", "n", "f1_weighted [95% CI]", "5-fold", "accuracy", "invalid",
+                "errors", "random F1w"):
+        table.add_column(col)
+    for ev in results["evaluations"]:
+        m, ci, folds = ev["metrics"], ev["ci"], ev["folds"]
+        f1 = m.get("f1_weighted")
+        c = ci.get("f1_weighted", {})
+        fs = folds.get("f1_weighted")
+        base = results["tasks"][ev["task"]]["baselines"]["random_f1_weighted"]
+        table.add_row(ev["task"], ev["model"], ev["setting"], str(ev["n"]),
+                      f"{_fmt(f1)} [{_fmt(c.get('low'))}, {_fmt(c.get('high'))}]",
+                      f"{_fmt(fs['mean'])} ± {_fmt(fs['sd'])}" if fs else "–",
+                      _fmt(m.get("accuracy")), _fmt(m.get("invalid_rate")), str(ev["errors"]), _fmt(base))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Task kinds, data sources and built-in task specs."""

@@ -1,0 +1,130 @@
+"""Task kinds. ``classification``: a closed label set, asked zero-/few-shot of generators,
+scored by embedding similarity for embedders, guessed by baselines."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cytoreg.answers import AnswerExtractor
+from cytoreg.errors import DataError, IncompatibleError
+from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
+from cytoreg.registry.builtins import SOURCES
+from cytoreg.tasks import sampling
+from cytoreg.tasks.samples import Sample
+
+DEFAULT_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "invalid_rate",
+                   "per_class", "confusion_matrix", "auc_macro", "auc_per_class"]
+
+
+@dataclass
+class PreparedTask:
+    spec: Any
+    labels: list[str]
+    split: sampling.Split
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def test(self) -> list[Sample]:
+        return self.split.test
+
+
+class ClassificationKind:
+    needs_labels: ClassVar[bool] = True
+    capabilities: ClassVar[tuple[str, ...]] = ("generator", "embedder", "baseline")
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.labels: list[str] = list(spec.get("labels") or [])
+        self.prompts: dict = spec.get("prompts") or {}
+        self.sampling: dict = spec.get("sampling") or {}
+
+    # -- planning --------------------------------------------------------------------
+    def settings_for(self, capability: str) -> list[str]:
+        wanted = list(self.spec.get("settings") or ["zero_shot"])
+        if capability != "generator":
+            return ["zero_shot"]
+        return wanted
+
+    def check_model(self, model_name: str, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise IncompatibleError(f"task '{self.spec.name}' ({self.spec.get('kind')}) cannot use model "
+                                    f"'{model_name}' ({capability}); it takes {', '.join(self.capabilities)} models")
+        if capability == "generator" and "zero_shot" not in self.prompts:
+            raise IncompatibleError(f"task '{self.spec.name}' has no prompts.zero_shot, so generative model "
+                                    f"'{model_name}' cannot be asked; add the prompt to {self.spec.path}")
+        if capability == "embedder" and "clip" not in self.prompts:
+            raise IncompatibleError(f"task '{self.spec.name}' has no prompts.clip templates, so embedding model "
+                                    f"'{model_name}' cannot classify; add them to {self.spec.path}")
+
+    def prepare(self, limit: int | None = None) -> PreparedTask:
+        data = dict(self.spec.get("data"))
+        source = SOURCES.get(data.pop("source"))(data, self.spec)
+        split = sampling.draw(source.samples(), self.labels, self.sampling)
+        if not split.test:
+            raise DataError(f"task '{self.spec.name}': no samples with any of the task's labels were found "
+                            f"under {data.get('root', data)}; check data.label_map in {self.spec.path}")
+        if limit:
+            split.test = split.test[:limit]
+        return PreparedTask(self.spec, self.labels, split, source.skipped)
+
+    # -- generator requests ----------------------------------------------------------------
+    def chat_request(self, sample: Sample, setting: str, fewshot: list[Sample], generation: dict,
+                     try_index: int) -> ChatRequest:
+        prompt = self.prompts["zero_shot"]
+        messages: list[Message] = []
+        if self.prompts.get("system"):
+            messages.append(Message("system", [TextPart(self.prompts["system"])]))
+        parts: list = []
+        if setting == "few_shot":
+            fs = self.prompts["few_shot"]
+            for old, new in fs.get("rewrites", []):
+                prompt = prompt.replace(old, new)
+            for ex in fewshot:
+                text = TextPart(fs["example"].format(label=ex.label))
+                img = ImagePart(ex.image)
+                parts += [text, img] if fs.get("text_position", "before_image") == "before_image" else [img, text]
+        parts += [TextPart(prompt), ImagePart(sample.image)]
+        messages.append(Message("user", parts))
+        return ChatRequest(messages, generation, try_index)
+
+    def fewshot_examples(self, prepared: PreparedTask) -> list[Sample]:
+        """One example per class (the first of each class in the few-shot pool), in label order."""
+        first: dict[str, Sample] = {}
+        for s in prepared.split.fewshot:
+            first.setdefault(s.label, s)
+        return [first[lab] for lab in self.labels if lab in first]
+
+    def extractor(self, judge=None) -> AnswerExtractor:
+        return AnswerExtractor(self.labels, self.spec.get("aliases"), judge=judge)
+
+    # -- embedder ------------------------------------------------------------------------
+    def class_prompts(self) -> list[list[str]]:
+        """Per label, every template × class-name synonym (averaged into one text embedding)."""
+        clip = self.prompts["clip"]
+        names = clip.get("classnames") or {}
+        return [[t.format(label=n) for n in names.get(lab, [lab]) for t in clip["templates"]]
+                for lab in self.labels]
+
+    def metric_names(self) -> list[str]:
+        return list(self.spec.get("metrics") or DEFAULT_METRICS)
+
+
+def zero_shot_scores(image_emb: np.ndarray, class_emb: np.ndarray, logit_scale: float) -> np.ndarray:
+    """Softmax over labels of logit_scale × cosine similarity (inputs L2-normalised)."""
+    logits = logit_scale * image_emb @ class_emb.T
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_embeddings(embedder, prompts: list[list[str]]) -> np.ndarray:
+    """Mean of the normalised embeddings of each label's prompts, re-normalised (order-invariant)."""
+    out = []
+    for texts in prompts:
+        e = np.asarray(embedder.encode_texts(texts), dtype=np.float64)
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        m = e.mean(axis=0)
+        out.append(m / np.linalg.norm(m))
+    return np.stack(out)

@@ -1,0 +1,106 @@
+"""CSV / TSV / JSON / JSONL manifests: one row per image with path and label columns.
+
+Rows are streamed (``csv`` module, no pandas) so a 171k-row manifest costs only the ids.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from cytoreg.errors import DataError
+from cytoreg.tasks.samples import ImageRef, Sample
+from cytoreg.tasks.sources.base import Source
+
+
+class ManifestSource(Source):
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["manifest"],
+        "properties": {
+            "root": {"type": "string", "description": "folder that relative image paths are resolved against"},
+            "manifest": {"type": "string", "description": "path of the CSV/TSV/JSON/JSONL file (relative to root)"},
+            "path_column": {"type": "string"},
+            "label_column": {"type": "string"},
+            "id_column": {"type": "string"},
+            "path_template": {"type": "string", "description": "e.g. 'test/{image_name}' built from row columns"},
+            "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+            "unmapped": {"enum": ["error", "skip"]},
+            "filter": {"type": "object", "additionalProperties": {"type": ["string", "array"]},
+                       "description": "keep rows whose column equals the value (or one of the values)"},
+        },
+    }
+
+    def manifest_path(self) -> Path:
+        m = Path(self.options["manifest"]).expanduser()
+        if not m.is_absolute() and self.options.get("root"):
+            m = self.require_root() / m
+        if not m.exists():
+            url = self.task.get("download_url") or "(no download URL in the spec)"
+            raise DataError(f"manifest for task '{self.task.name}' not found: looked for {m} "
+                            f"(data.manifest in {self.task.path}). Get the dataset from {url}.")
+        return m
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        m = self.manifest_path()
+        suffix = m.suffix.lower()
+        with m.open(encoding="utf-8-sig", newline="") as fh:
+            if suffix in (".csv", ".tsv"):
+                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                yield from enumerate(reader, start=2)
+            elif suffix == ".jsonl":
+                for n, line in enumerate(fh, start=1):
+                    if line.strip():
+                        yield n, json.loads(line)
+            elif suffix == ".json":
+                data = json.load(fh)
+                if not isinstance(data, list):
+                    raise DataError(f"{m}: a JSON manifest must be a list of objects")
+                yield from enumerate(data, start=1)
+            else:
+                raise DataError(f"{m}: unsupported manifest format '{suffix}' (use .csv, .tsv, .json or .jsonl)")
+
+    def samples(self) -> Iterator[Sample]:
+        m = self.manifest_path()
+        root = self.require_root() if self.options.get("root") else m.parent
+        path_col = self.options.get("path_column", "path")
+        label_col = self.options.get("label_column", "label")
+        id_col = self.options.get("id_column")
+        tmpl = self.options.get("path_template")
+        label_map = self.options.get("label_map")
+        unmapped = self.options.get("unmapped", "error")
+        filters = {k: (v if isinstance(v, list) else [v]) for k, v in (self.options.get("filter") or {}).items()}
+        for line, row in self.rows():
+            where = f"{m}:{line}"
+            if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
+                continue
+            try:
+                rel = tmpl.format(**row) if tmpl else row[path_col]
+                raw = row[label_col]
+            except KeyError as exc:
+                raise DataError(f"{where}: column {exc} missing; columns are {', '.join(row)} "
+                                f"(set data.path_column / data.label_column in {self.task.path})") from None
+            raw = "" if raw is None else str(raw).strip()
+            label: str | None = raw
+            if label_map is not None:
+                if raw not in label_map:
+                    if unmapped == "skip":
+                        self.skip(where, f"raw label '{raw}' not in data.label_map")
+                        continue
+                    raise DataError(f"{where}: label '{raw}' is not in data.label_map of {self.task.path}; "
+                                    "add it (null excludes it) or set data.unmapped: skip")
+                label = label_map[raw]
+                if label is None:
+                    self.skip(where, f"raw label '{raw}' excluded by data.label_map")
+                    continue
+            if not raw:
+                self.skip(where, "empty label")
+                continue
+            path = Path(rel)
+            if not path.is_absolute():
+                path = root / path
+            sid = str(row[id_col]) if id_col else Path(rel).as_posix()
+            meta = {k: v for k, v in row.items() if k not in (path_col, label_col)}
+            yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta)
