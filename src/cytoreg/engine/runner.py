@@ -231,6 +231,9 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     missing = [i for i, k in enumerate(keys) if k not in hits]
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     if missing:
+        from cytoreg.models.embedding_cache import EmbeddingCache
+
+        emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
         scale = adapter.logit_scale()
         bs = adapter.batch_size
@@ -244,10 +247,8 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
                     ok.append(i)
                 except CytoregError as exc:
                     responses[i] = Response(error=str(exc))
-            stats.add(sent=len(ok))
             if ok:
-                emb = adapter.encode_images(images, keys=[shas[i] for i in ok]) \
-                    if getattr(adapter, "accepts_keys", False) else adapter.encode_images(images)
+                emb = _embed(adapter, images, [shas[i] for i in ok], emb_cache, stats)
                 probs = zero_shot_scores(np.asarray(emb, dtype=np.float64), class_emb, scale)
                 for row, i in enumerate(ok):
                     resp = Response(scores={lab: float(probs[row, k]) for k, lab in enumerate(prep.labels)})
@@ -272,6 +273,19 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
                       Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(score_rows)),
                       stats, len(hits), {})
+
+
+def _embed(adapter: Embedder, images: list, shas: list[str], emb_cache, stats: CallStats) -> np.ndarray:
+    """Image embeddings, from the embedding cache where present; new ones are written at once."""
+    have = emb_cache.get(shas)
+    todo = [i for i, s in enumerate(shas) if s not in have]
+    if todo:
+        stats.add(sent=len(todo))
+        new = np.asarray(adapter.encode_images([images[i] for i in todo]), dtype=np.float32)
+        emb_cache.put([shas[i] for i in todo], new)
+        for row, i in enumerate(todo):
+            have[shas[i]] = new[row]
+    return np.stack([have[s] for s in shas])
 
 
 def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalConfig) -> dict:

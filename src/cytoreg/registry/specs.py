@@ -148,6 +148,9 @@ def schema_problems(kind: str, data: dict, where: str) -> list[str]:
         if err.validator == "required":
             out.append(f"{where}: {loc}: {err.message.replace('is a required property', 'is required but missing')}")
             continue
+        if err.validator == "minItems":
+            out.append(f"{where}: {loc}: needs at least {err.validator_value} item(s), got {len(err.instance)}")
+            continue
         if err.validator == "oneOf":
             msgs = "; or ".join(e.message for e in err.context) if err.context else err.message
             out.append(f"{where}: {loc}: {err.instance!r} is not valid: {msgs}")

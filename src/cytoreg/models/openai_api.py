@@ -1,0 +1,137 @@
+"""OpenAI chat completions, and any OpenAI-compatible server through ``base_url``
+(vLLM, llama.cpp server, ollama). The API key is read from the environment only."""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from cytoreg.errors import ModelLoadError
+from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
+                                 TransientError)
+from cytoreg.tasks.samples import open_image, png_bytes
+
+SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            import time
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def image_content(part: ImagePart, detail: str) -> dict:
+    data, mime = part.data(), part.mime()
+    if mime not in SENDABLE:  # TIFF and friends: the API takes PNG
+        data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+    url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+
+
+class OpenAIChat(Generator):
+    mode = "concurrent"
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string", "description": "model id sent to the API (pin a dated snapshot)"},
+            "base_url": {"type": "string", "description": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"},
+            "base_url_env": {"type": "string", "description": "environment variable holding the base URL"},
+            "api_key_env": {"type": "string", "description": "environment variable holding the key (default OPENAI_API_KEY)"},
+            "image_detail": {"enum": ["low", "high", "auto"]},
+            "extra_body": {"type": "object"},
+        },
+    }
+
+    def __init__(self, spec, device=None):
+        super().__init__(spec, device)
+        self._client = None
+        self.base_url = self.params.get("base_url") or os.environ.get(self.params.get("base_url_env", "OPENAI_BASE_URL")) or None
+
+    def weights_identity(self) -> str:
+        return f"{self.params['model']}@{self.base_url or 'api.openai.com'}"
+
+    def load(self) -> None:
+        try:
+            import openai
+        except ImportError as exc:
+            raise ModelLoadError(f"model '{self.name}' needs the openai SDK: pip install 'cytoreg[api]'") from exc
+        key_env = self.params.get("api_key_env", "OPENAI_API_KEY")
+        key = os.environ.get(key_env)
+        if not key:
+            if self.base_url is None:
+                raise ModelLoadError(f"model '{self.name}': environment variable {key_env} is not set. Export your "
+                                     "API key there (it is never written to disk), or set params.base_url to a "
+                                     "local OpenAI-compatible server.")
+            key = "not-needed"  # local servers ignore the key but the SDK wants one
+        timeout = float((self.spec.get("execution") or {}).get("timeout", 120))
+        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout)
+
+    def messages(self, request: ChatRequest) -> list[dict]:
+        detail = self.params.get("image_detail", "auto")
+        out = []
+        for m in request.messages:
+            parts = [{"type": "text", "text": p.text} if isinstance(p, TextPart) else image_content(p, detail)
+                     for p in m.parts]
+            if m.role == "system":
+                out.append({"role": "system", "content": "".join(p["text"] for p in parts if p["type"] == "text")})
+            else:
+                out.append({"role": m.role, "content": parts})
+        return out
+
+    def generate(self, request: ChatRequest) -> Response:
+        import openai
+
+        if self._client is None:
+            self.load()
+        gen = request.generation
+        kwargs: dict[str, Any] = {"model": self.params["model"], "messages": self.messages(request)}
+        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"),
+                             ("seed", "seed")):
+            if ours in gen:
+                kwargs[theirs] = gen[ours]
+        extra = dict(self.params.get("extra_body") or {})
+        if "top_k" in gen:
+            extra["top_k"] = gen["top_k"]  # not an OpenAI parameter; vLLM and llama.cpp take it
+        if extra:
+            kwargs["extra_body"] = extra
+        try:
+            resp = self._client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status in (408, 409, 429) or status >= 500:
+                raise TransientError(f"HTTP {status}: {exc.message}", _retry_after(exc.response.headers), status)
+            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc
+        choice = resp.choices[0]
+        usage = {}
+        if resp.usage is not None:
+            usage = {"prompt_tokens": resp.usage.prompt_tokens or 0,
+                     "completion_tokens": resp.usage.completion_tokens or 0,
+                     "total_tokens": resp.usage.total_tokens or 0}
+        return Response(text=choice.message.content or "", usage=usage, model_version=resp.model)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

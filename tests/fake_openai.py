@@ -1,0 +1,102 @@
+"""A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol, for tests and
+benchmarks. It records every request body and can answer a scripted sequence of statuses."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+def image_hashes(body: dict) -> list[str]:
+    out = []
+    for m in body.get("messages", []):
+        content = m.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if part.get("type") == "image_url":
+                    b64 = part["image_url"]["url"].split(",", 1)[1]
+                    out.append(hashlib.sha256(base64.b64decode(b64)).hexdigest())
+    return out
+
+
+class FakeOpenAI:
+    def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
+                 latency: float = 0.0, retry_after: str | None = None):
+        self.answer = answer or (lambda body: "Lymphocyte")
+        self.script = list(script or [])
+        self.latency = latency
+        self.retry_after = retry_after
+        self.requests: list[dict] = []
+        self.statuses: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length", 0))
+        body = json.loads(handler.rfile.read(length) or b"{}")
+        with self._lock:
+            self.requests.append(body)
+            status = self.script.pop(0) if self.script else 200
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if status != 200:
+                payload = {"error": {"message": f"scripted {status}", "type": "test", "code": status}}
+                data = json.dumps(payload).encode()
+                handler.send_response(status)
+                if status == 429 and self.retry_after is not None:
+                    handler.send_header("retry-after", self.retry_after)
+            else:
+                text = self.answer(body)
+                payload = {
+                    "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
+                    "model": body.get("model", "fake"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+                }
+                data = json.dumps(payload).encode()
+                handler.send_response(200)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        finally:
+            with self._lock:
+                self.statuses.append(status)
+                self.in_flight -= 1
+
+    def start(self) -> str:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                outer._handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.base_url = self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
