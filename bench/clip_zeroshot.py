@@ -14,12 +14,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--model", help="open_clip id (default: a tiny model built and saved locally)")
+parser.add_argument("--model", help="open_clip id (default: a model built and saved locally, see --arch)")
+parser.add_argument("--arch", default="tiny", help="'tiny' or an open_clip config name (e.g. ViT-B-32): random "
+                    "weights of that architecture saved to a local folder, so compute is realistic offline")
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--device", default=None)
 args = parser.parse_args()
 
 import open_clip  # noqa: E402
+import sklearn.metrics  # noqa: E402,F401  one-time import, excluded on both sides like torch/open_clip
 import torch  # noqa: E402
 
 from cytoreg.engine.runner import EvalConfig, evaluate  # noqa: E402
@@ -31,9 +34,10 @@ with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     model_id = args.model
     if not model_id:
-        from tiny_clip import save_tiny_clip
+        from tiny_clip import save_open_clip_arch, save_tiny_clip
 
-        model_id = f"local-dir:{save_tiny_clip(tmp / 'tiny')}"
+        folder = save_tiny_clip(tmp / "tiny") if args.arch == "tiny" else save_open_clip_arch(args.arch, tmp / "arch")
+        model_id = f"local-dir:{folder}"
     d = tmp / "specs"
     d.mkdir()
     (d / "m.yaml").write_text(f"spec: model/v1\nname: bench-clip\nadapter: open_clip\nparams: {{model: '{model_id}'}}\n"

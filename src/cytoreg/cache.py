@@ -71,6 +71,20 @@ class ResponseCache:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?)", row)
 
+    def put_many(self, rows: list[tuple[str, Response, str]], *, model_fingerprint: str, model: str = "",
+                 task: str = "") -> None:
+        """Several (key, response, sample_id) in one transaction."""
+        now = time.time()
+        data = [(k, model_fingerprint, model, task, sid, json.dumps(r.to_json()), now) for k, r, sid in rows]
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?)", data)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def stats(self) -> list[dict]:
         with self._lock:
             rows = self._conn.execute(

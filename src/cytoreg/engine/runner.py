@@ -113,13 +113,11 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
                 models[mname] = {"adapter": mspec.get("adapter"), "capability": adapter.capability,
                                  "spec_hash": mspec.hash, "origin": mspec.origin,
                                  "fingerprint": adapter.fingerprint()}
-                loaded = False
+                # adapters load lazily, on the first request the caches cannot answer: a fully
+                # cached rerun needs neither the weights nor an API key
                 for tspec, kind, _, _ in mpairs:
                     prep = prepared[tspec.name]
                     for setting in kind.settings_for(adapter.capability):
-                        if not loaded and not isinstance(adapter, Baseline):
-                            adapter.load()
-                            loaded = True
                         evaluations.append(_run_one(cfg, kind, prep, adapter, setting, cache, progress))
                 adapter.close()
     finally:
@@ -194,6 +192,8 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
                       sample_id=prep.test[si].id)
         adv(1)
 
+    if missing:
+        adapter.load()  # once, before the thread pool (a missing key or weights stop the run here)
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
     extractor = kind.extractor()
     records, top1 = [], []
@@ -215,47 +215,39 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
 
 
 def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) -> Evaluation:
-    from cytoreg.tasks.samples import open_image
+    from cytoreg.engine.embed import embed_images
+    from cytoreg.models.embedding_cache import EmbeddingCache
 
     prompts = kind.class_prompts()
     prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
     fp = adapter.fingerprint()
-    shas, keys = [], []
-    for s in prep.test:
-        sha = sha256(s.image.read_bytes())
-        shas.append(sha)
-        keys.append(request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}))
+    shas = [sha256(s.image.read_bytes()) for s in prep.test]
+    keys = [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas]
     hits = cache.get_many(keys)
     _, adv = _bar(progress, label, len(keys))
     adv(len(hits))
-    missing = [i for i, k in enumerate(keys) if k not in hits]
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
+    missing = [i for i, k in enumerate(keys) if k not in hits]
     if missing:
-        from cytoreg.models.embedding_cache import EmbeddingCache
-
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
         scale = adapter.logit_scale()
-        bs = adapter.batch_size
-        for start in range(0, len(missing), bs):
-            chunk = missing[start:start + bs]
-            images, ok = [], []
-            for i in chunk:
-                s = prep.test[i]
-                try:
-                    images.append(open_image(s.image.read_bytes(), str(s.image)))
-                    ok.append(i)
-                except CytoregError as exc:
-                    responses[i] = Response(error=str(exc))
-            if ok:
-                emb = _embed(adapter, images, [shas[i] for i in ok], emb_cache, stats)
+
+        def on_batch(local: list[int], emb: np.ndarray, failed: list[tuple[int, str]]) -> None:
+            rows = []
+            if local:
                 probs = zero_shot_scores(np.asarray(emb, dtype=np.float64), class_emb, scale)
-                for row, i in enumerate(ok):
-                    resp = Response(scores={lab: float(probs[row, k]) for k, lab in enumerate(prep.labels)})
-                    responses[i] = resp
-                    cache.put(keys[i], resp, model_fingerprint=fp, model=adapter.name, task=prep.spec.name,
-                              sample_id=prep.test[i].id)
-            adv(len(chunk))
+                for r, j in enumerate(local):
+                    i = missing[j]
+                    responses[i] = Response(scores={lab: float(probs[r, k]) for k, lab in enumerate(prep.labels)})
+                    rows.append((keys[i], responses[i], prep.test[i].id))
+            for j, err in failed:
+                responses[missing[j]] = Response(error=err)
+            cache.put_many(rows, model_fingerprint=fp, model=adapter.name, task=prep.spec.name)
+            adv(len(local) + len(failed))
+
+        embed_images(adapter, [prep.test[i].image for i in missing], [shas[i] for i in missing], emb_cache,
+                     on_batch, stats)
     records, preds, score_rows = [], [], []
     for i, s in enumerate(prep.test):
         resp = responses[i]
@@ -273,19 +265,6 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
                       Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(score_rows)),
                       stats, len(hits), {})
-
-
-def _embed(adapter: Embedder, images: list, shas: list[str], emb_cache, stats: CallStats) -> np.ndarray:
-    """Image embeddings, from the embedding cache where present; new ones are written at once."""
-    have = emb_cache.get(shas)
-    todo = [i for i, s in enumerate(shas) if s not in have]
-    if todo:
-        stats.add(sent=len(todo))
-        new = np.asarray(adapter.encode_images([images[i] for i in todo]), dtype=np.float32)
-        emb_cache.put([shas[i] for i in todo], new)
-        for row, i in enumerate(todo):
-            have[shas[i]] = new[row]
-    return np.stack([have[s] for s in shas])
 
 
 def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalConfig) -> dict:

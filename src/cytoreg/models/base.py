@@ -133,6 +133,8 @@ class ModelAdapter:
         self.max_retries: int = int(execution.get("max_retries", 6))
         self.initial_backoff: float = float(execution.get("initial_backoff", 1.0))
         self.max_backoff: float = float(execution.get("max_backoff", 60.0))
+        #: DataLoader workers for image decoding / preprocessing (local models)
+        self.workers: int | None = execution.get("workers")
 
     @property
     def name(self) -> str:
@@ -167,11 +169,23 @@ class Generator(ModelAdapter):
 
 
 class Embedder(ModelAdapter):
+    """Image/text embeddings in one space. ``preprocess`` runs in DataLoader workers (one PIL
+    image → one tensor); ``encode_batch`` runs in the main process on a stacked batch."""
+
     capability = "embedder"
 
-    def encode_images(self, images: list) -> np.ndarray:
-        """L2-normalised image embeddings, shape (n, d)."""
+    def preprocess(self, image: Any) -> Any:
         raise NotImplementedError
+
+    def encode_batch(self, batch: Any) -> np.ndarray:
+        """L2-normalised image embeddings of a preprocessed batch, shape (n, d)."""
+        raise NotImplementedError
+
+    def encode_images(self, images: list) -> np.ndarray:
+        """L2-normalised image embeddings of PIL images, shape (n, d)."""
+        import torch
+
+        return self.encode_batch(torch.stack([self.preprocess(im) for im in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """L2-normalised text embeddings, shape (n, d)."""

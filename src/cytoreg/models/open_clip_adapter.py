@@ -36,8 +36,10 @@ def pick_device(requested: str | None) -> str:
     import torch
 
     if requested:
-        if requested == "cuda" and not torch.cuda.is_available():
-            raise ModelLoadError("--device cuda was asked for, but torch sees no CUDA device")
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
+        if requested == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ModelLoadError("--device mps was asked for, but torch sees no Apple MPS device; use --device cpu")
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -58,7 +60,7 @@ class OpenCLIP(Embedder):
 
     def __init__(self, spec, device=None):
         super().__init__(spec, device)
-        self.model_id: str = self.params["model"]
+        self.model_id: str = self.params.get("model", "")
         self._model = None
         self._preprocess = None
         self._tokenizer = None
@@ -124,12 +126,16 @@ class OpenCLIP(Embedder):
         if self._model is None:
             self.load()
 
-    def encode_images(self, images: list) -> np.ndarray:
+    def preprocess(self, image):
+        self._ensure()
+        return self._preprocess(image)
+
+    def encode_batch(self, batch) -> np.ndarray:
         self._ensure()
         torch = self._torch
-        batch = torch.stack([self._preprocess(im) for im in images]).to(self._device)
+        dtype = next(self._model.parameters()).dtype
         with torch.inference_mode():
-            feats = self._model.encode_image(batch.to(next(self._model.parameters()).dtype), normalize=True)
+            feats = self._model.encode_image(batch.to(self._device, dtype=dtype, non_blocking=True), normalize=True)
         return feats.float().cpu().numpy()
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
@@ -149,74 +155,130 @@ class OpenCLIP(Embedder):
 
 
 class Conch(OpenCLIP):
-    """CONCH: ``conch.open_clip_custom`` when installed (the published package), loading the
-    checkpoint file with ``weights_only=True``; embeddings from ``encode_image(proj_contrast=True,
-    normalize=True)``."""
+    """CONCH through the published ``conch`` package (``pip install conch-fork`` or the GitHub
+    repo): a CoCa model from its JSON config, the checkpoint loaded with ``weights_only=True``
+    and checked key by key (the package's own loader ignores mismatches), OpenAI mean/std
+    preprocessing as ``create_model_from_pretrained`` does, and embeddings from
+    ``encode_image(proj_contrast=True, normalize=True)``."""
 
     params_schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["checkpoint"],
         "properties": {
-            "config": {"type": "string", "description": "CONCH model config (default conch_ViT-B-16)"},
-            "checkpoint": {"type": "string", "description": "path to pytorch_model.bin from MahmoodLab/CONCH"},
+            "model": {"type": "string", "description": "CONCH config name in the conch package or a JSON file "
+                                                      "(default conch_ViT-B-16)"},
+            "checkpoint": {"type": "string", "description": "pytorch_model.bin path, or hf_hub:MahmoodLab/conch "
+                                                           "(read from the HF cache)"},
             "download_hint": {"type": "string"},
         },
     }
+    DEFAULT_CONFIG = "conch_ViT-B-16"
 
     def __init__(self, spec, device=None):
-        self.params = dict(spec.get("params") or {})
-        spec_params = dict(self.params)
         super().__init__(spec, device)
-        self.params = spec_params
-        self.model_id = self.params.get("config", "conch_ViT-B-16")
+        self.model_id = self.params.get("model", self.DEFAULT_CONFIG)
+
+    def _hint(self) -> str:
+        return self.params.get("download_hint") or (
+            "request access at https://huggingface.co/MahmoodLab/conch (license-gated), download "
+            "pytorch_model.bin and point params.checkpoint at it")
+
+    def _checkpoint(self) -> Path:
+        ref = self.params["checkpoint"]
+        if ref.startswith("hf_hub:"):
+            repo = ref[len("hf_hub:"):]
+            try:
+                from huggingface_hub import hf_hub_download
+
+                return Path(hf_hub_download(repo, "pytorch_model.bin"))
+            except Exception as exc:  # noqa: BLE001 - any hub failure means: not available here
+                raise ModelLoadError(
+                    f"model '{self.name}': CONCH weights {ref} are not in the Hugging Face cache {hf_cache_dir()} "
+                    f"(models--{repo.replace('/', '--')}). Get them: {self._hint()}. "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and self.spec.path is not None:
+            path = Path(self.spec.path).parent / path
+        if not path.is_file():
+            raise ModelLoadError(f"model '{self.name}': CONCH checkpoint not found at {path} (params.checkpoint in "
+                                 f"{self.spec.path}). Get it: {self._hint()}.")
+        return path
 
     def _local_weights(self) -> Path | None:
-        p = Path(self.params["checkpoint"]).expanduser()
-        return p if p.is_file() else None
+        try:
+            return self._checkpoint()
+        except ModelLoadError:
+            return None
+
+    def _config(self) -> dict:
+        import json
+
+        ref = self.model_id
+        if ref.endswith(".json"):
+            path = Path(ref).expanduser()
+            if not path.is_absolute() and self.spec.path is not None:
+                path = Path(self.spec.path).parent / path
+        else:
+            from conch.open_clip_custom import factory
+
+            path = factory.CFG_DIR / f"{ref}.json"
+        if not path.is_file():
+            raise ModelLoadError(f"model '{self.name}': CONCH config {path} not found (params.model in "
+                                 f"{self.spec.path}); use {self.DEFAULT_CONFIG} or a JSON file")
+        cfg = json.loads(path.read_text())
+        cfg.pop("custom_text", None)
+        return cfg
 
     def load(self) -> None:
-        ckpt = Path(self.params["checkpoint"]).expanduser()
-        hint = self.params.get("download_hint") or ("request access at https://huggingface.co/MahmoodLab/conch "
-                                                    "(license-gated), download pytorch_model.bin and set params.checkpoint")
-        if not ckpt.is_file():
-            raise ModelLoadError(f"model '{self.name}': CONCH checkpoint not found at {ckpt} (params.checkpoint in "
-                                 f"{self.spec.path}). Get it: {hint}.")
         try:
+            import warnings
+
             import torch
-            from conch.open_clip_custom import create_model, get_tokenizer
+
+            with warnings.catch_warnings():  # conch imports timm.models.layers (deprecated alias)
+                warnings.simplefilter("ignore", FutureWarning)
+                from conch.open_clip_custom import get_tokenizer
+                from conch.open_clip_custom.coca_model import CoCa, resize_pos_embed
+                from conch.open_clip_custom.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+                from conch.open_clip_custom.transform import image_transform
         except ImportError as exc:
             raise ModelLoadError(f"model '{self.name}' needs the CONCH package: pip install conch-fork "
                                  f"(or git+https://github.com/mahmoodlab/CONCH) ({exc})") from exc
+        ckpt = self._checkpoint()
         device = pick_device(self.device)
-        model = create_model(self.model_id, device=device, pretrained=None)
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model = CoCa(**self._config())
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - unreadable / pickled-code checkpoints
+            raise ModelLoadError(f"model '{self.name}': cannot read {ckpt} as a plain state dict "
+                                 f"(weights_only=True): {type(exc).__name__}: {exc}") from exc
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        resize_pos_embed(state, model)
         missing, unexpected = model.load_state_dict(state, strict=False)
         real_missing = [k for k in missing if not k.startswith("text_decoder")]
         if real_missing or unexpected:
-            raise ModelLoadError(f"model '{self.name}': {ckpt} does not match {self.model_id}: missing "
-                                 f"{real_missing[:5]}, unexpected {list(unexpected)[:5]}")
-        model.eval()
+            raise ModelLoadError(f"model '{self.name}': {ckpt} does not match the config {self.model_id}: "
+                                 f"missing {real_missing[:5]}, unexpected {list(unexpected)[:5]}")
+        model.to(device).eval()
         self._model, self._torch, self._device = model, torch, device
         self._hf_tok = get_tokenizer()
-        from conch.open_clip_custom.transform import image_transform
-
-        self._preprocess = image_transform(model.visual.image_size[0] if hasattr(model.visual, "image_size") else 448,
-                                           is_train=False)
+        self._preprocess = image_transform(model.visual.image_size, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
 
     def _tokenize(self, texts: list[str]):
+        """CONCH's ``tokenize`` (max_length 127 + one pad), written against the tokenizer call
+        that transformers 5 keeps (``batch_encode_plus`` is gone there)."""
         torch = self._torch
         tok = self._hf_tok(texts, max_length=127, padding="max_length", truncation=True,
                            add_special_tokens=True, return_token_type_ids=False, return_tensors="pt")
-        ids = tok["input_ids"]
-        return torch.nn.functional.pad(ids, (0, 1), value=self._hf_tok.pad_token_id)
+        return torch.nn.functional.pad(tok["input_ids"], (0, 1), value=self._hf_tok.pad_token_id)
 
-    def encode_images(self, images: list) -> np.ndarray:
+    def encode_batch(self, batch) -> np.ndarray:
         self._ensure()
-        torch = self._torch
-        batch = torch.stack([self._preprocess(im) for im in images]).to(self._device)
-        with torch.inference_mode():
-            feats = self._model.encode_image(batch, proj_contrast=True, normalize=True)
+        with self._torch.inference_mode():
+            feats = self._model.encode_image(batch.to(self._device), proj_contrast=True, normalize=True)
         return feats.float().cpu().numpy()
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""Batched image embedding: DataLoader workers read, decode and preprocess images while the
+main process encodes the previous batch. Images whose embedding is already in the embedding
+cache are never decoded. Imported only when a local embedding model runs (imports torch)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cytoreg.errors import CytoregError
+from cytoreg.tasks.samples import ImageRef, open_image
+
+#: (indices in the caller's list, embeddings (n, d), [(index, error message)])
+BatchCallback = Callable[[list[int], np.ndarray, list[tuple[int, str]]], None]
+
+
+def default_workers(n_items: int, batch_size: int) -> int:
+    """One worker per core (at most 4: the main process mostly waits on the model); none for a
+    single batch, where worker start-up costs more than it saves."""
+    if n_items <= batch_size:
+        return 0
+    return min(4, os.cpu_count() or 1)
+
+
+class _Images(Dataset):
+    def __init__(self, refs: Sequence[ImageRef], positions: Sequence[int], preprocess: Callable[[Any], Any]):
+        self.refs, self.positions, self.preprocess = refs, positions, preprocess
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, j: int):
+        i = self.positions[j]
+        ref = self.refs[i]
+        try:
+            return i, self.preprocess(open_image(ref.read_bytes(), str(ref))), None
+        except CytoregError as exc:
+            return i, None, str(exc)
+        except Exception as exc:  # a preprocessing failure is one sample's failure, not the run's
+            return i, None, f"{ref}: preprocessing failed: {type(exc).__name__}: {exc}"
+
+
+def _collate(items):
+    ok = [(i, t) for i, t, err in items if err is None]
+    failed = [(i, err) for i, _, err in items if err is not None]
+    batch = torch.stack([t for _, t in ok]) if ok else None
+    return [i for i, _ in ok], batch, failed
+
+
+def embed_images(adapter, refs: Sequence[ImageRef], shas: Sequence[str], emb_cache, on_batch: BatchCallback,
+                 stats=None) -> None:
+    """Embed ``refs`` (with their SHA-256 ``shas``), calling ``on_batch`` as results arrive.
+
+    Cached embeddings are delivered first, in batches; new ones are written to ``emb_cache``
+    batch by batch, so a crash loses at most the batch being encoded."""
+    have = emb_cache.get(list(shas))
+    cached = [i for i, s in enumerate(shas) if s in have]
+    bs = adapter.batch_size
+    for start in range(0, len(cached), bs):
+        chunk = cached[start:start + bs]
+        on_batch(chunk, np.stack([have[shas[i]] for i in chunk]), [])
+    todo = [i for i, s in enumerate(shas) if s not in have]
+    if not todo:
+        return
+    workers = adapter.workers if adapter.workers is not None else default_workers(len(todo), bs)
+    device = getattr(adapter, "_device", "cpu")
+    loader = DataLoader(_Images(refs, todo, adapter.preprocess), batch_size=bs, shuffle=False,
+                        num_workers=workers, collate_fn=_collate, pin_memory=str(device).startswith("cuda"),
+                        persistent_workers=False)
+    for indices, batch, failed in loader:
+        emb = np.zeros((0, 0), dtype=np.float32)
+        if indices:
+            if stats is not None:
+                stats.add(sent=len(indices))
+            emb = np.asarray(adapter.encode_batch(batch), dtype=np.float32)
+            emb_cache.put([shas[i] for i in indices], emb)
+        on_batch(indices, emb, failed)

@@ -1,0 +1,109 @@
+"""CLIP models published in the transformers format (PLIP ``vinid/plip``, ``openai/clip-vit-*``):
+``AutoModel`` + ``AutoProcessor``, ``get_image_features`` / ``get_text_features``. transformers
+and torch are imported only in :meth:`load`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cytoreg.errors import ModelLoadError
+from cytoreg.models.base import Embedder
+from cytoreg.models.open_clip_adapter import file_identity, hf_cache_dir, pick_device
+
+
+def _features(out):
+    """transformers 4 returns a tensor; 5 returns a model output whose pooler_output is projected."""
+    return out if hasattr(out, "norm") else out.pooler_output
+
+
+class HFCLIP(Embedder):
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string", "description": "Hugging Face repo id (vinid/plip) or a local folder"},
+            "revision": {"type": "string"},
+            "precision": {"enum": ["fp32", "fp16", "bf16"], "description": "on GPU; CPU always runs fp32"},
+            "download_hint": {"type": "string"},
+        },
+    }
+
+    def __init__(self, spec, device=None):
+        super().__init__(spec, device)
+        self.model_id: str = self.params["model"]
+        self._model = None
+
+    def _local_dir(self) -> Path | None:
+        p = Path(self.model_id).expanduser()
+        return p if p.is_dir() else None
+
+    def weights_identity(self) -> str:
+        local = self._local_dir()
+        if local:
+            files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
+            return f"{local}|" + ",".join(file_identity(f) for f in files)
+        return f"{self.model_id}@{self.params.get('revision', 'main')}"
+
+    def load(self) -> None:
+        try:
+            import torch
+            from transformers import AutoModel, AutoProcessor
+            from transformers.utils import logging as hf_logging
+        except ImportError as exc:
+            raise ModelLoadError(f"model '{self.name}' needs transformers and torch: pip install 'cytoreg[hf]' ({exc})") from exc
+        device = pick_device(self.device)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.params.get("precision", "fp32"), torch.float32)
+        if device == "cpu":
+            dtype = torch.float32
+        hf_logging.disable_progress_bar()
+        kwargs = {"revision": self.params["revision"]} if "revision" in self.params else {}
+        try:
+            model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
+            processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)
+        except (OSError, ValueError) as exc:
+            where = (f"the folder {self.model_id}" if self._local_dir() else
+                     f"the Hugging Face cache {hf_cache_dir()} (models--{self.model_id.replace('/', '--')})")
+            offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
+            how = self.params.get("download_hint") or f"huggingface-cli download {self.model_id} on a machine with network"
+            raise ModelLoadError(f"model '{self.name}': cannot load {self.model_id}; looked in {where}.{offline} "
+                                 f"Get it: {how}. ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        if not hasattr(model, "get_image_features"):
+            raise ModelLoadError(f"model '{self.name}': {self.model_id} loads as {type(model).__name__}, which has no "
+                                 "get_image_features; the hf_clip adapter needs a CLIP-style dual encoder")
+        self._model = model.to(device).eval()
+        self._processor, self._torch, self._device, self._dtype = processor, torch, device, dtype
+
+    def _ensure(self) -> None:
+        if self._model is None:
+            self.load()
+
+    def preprocess(self, image):
+        self._ensure()
+        return self._processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def encode_batch(self, batch) -> np.ndarray:
+        self._ensure()
+        torch = self._torch
+        with torch.inference_mode():
+            f = _features(self._model.get_image_features(pixel_values=batch.to(self._device, dtype=self._dtype)))
+            f = torch.nn.functional.normalize(f.float(), dim=-1)
+        return f.cpu().numpy()
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        self._ensure()
+        torch = self._torch
+        tok = self._processor.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self._device)
+        with torch.inference_mode():
+            f = _features(self._model.get_text_features(**tok))
+            f = torch.nn.functional.normalize(f.float(), dim=-1)
+        return f.cpu().numpy()
+
+    def logit_scale(self) -> float:
+        self._ensure()
+        return float(self._model.logit_scale.exp().item())
+
+    def close(self) -> None:
+        self._model = None
