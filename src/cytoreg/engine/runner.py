@@ -58,8 +58,8 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     pairs = []
     for tname in cfg.tasks:
         try:
-            tspec = catalog.task(tname)
-            kind = TASK_KINDS.get(tspec.get("kind"))(tspec)
+            top = catalog.task(tname)
+            views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
             problems.append(str(exc))
             continue
@@ -67,12 +67,13 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
             try:
                 mspec = catalog.model(mname)
                 adapter_cls = ADAPTERS.get(mspec.get("adapter"))
-                kind.check_model(mname, adapter_cls.capability)
+                for _, kind in views:
+                    kind.check_model(mname, adapter_cls.capability)
             except CytoregError as exc:
                 if str(exc) not in problems:
                     problems.append(str(exc))
                 continue
-            pairs.append((tspec, kind, mspec, adapter_cls))
+            pairs += [(tspec, kind, mspec, adapter_cls) for tspec, kind in views]
     if problems:
         raise IncompatibleError("\n".join(problems))
     return pairs
@@ -195,12 +196,11 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     if missing:
         adapter.load()  # once, before the thread pool (a missing key or weights stop the run here)
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
-    extractor = kind.extractor()
     records, top1 = [], []
     usage: dict[str, int] = {}
     for i, (si, t, _, key) in enumerate(items):
         s, resp = prep.test[si], responses[i]
-        ex = extractor.extract(resp.text) if resp.error is None else None
+        ex = kind.extract(s, resp.text) if resp.error is None else None
         parsed = ex.label if ex else None
         for k, v in (resp.usage or {}).items():
             usage[k] = usage.get(k, 0) + int(v)

@@ -27,6 +27,10 @@ for _name, _target, _kind, _desc in [
 
 TASK_KINDS.add("classification", "cytoreg.tasks.kinds:ClassificationKind", kind="task kind",
                description="closed label set; zero-shot / few-shot prompting, CLIP zero-shot, baselines")
+TASK_KINDS.add("attributes", "cytoreg.tasks.attributes:AttributesKind", kind="task kind",
+               description="several closed label sets (attributes) per image, each asked and scored on the same images")
+TASK_KINDS.add("mcq", "cytoreg.tasks.mcq:MCQKind", kind="task kind",
+               description="case text + image + numbered options; fixed shots, top-1 / any-of-k, difficulty strata")
 
 for _name, _target, _desc in [
     ("imagefolder", "cytoreg.tasks.sources.imagefolder:ImageFolderSource",
@@ -39,6 +43,8 @@ for _name, _target, _desc in [
      "Hugging Face datasets: local imagefolder, save_to_disk folder, or hub id"),
     ("vlmeval_tsv", "cytoreg.tasks.sources.tsv:VLMEvalTSVSource",
      "VLMEvalKit TSV (base64 image, question, options A..., answer)"),
+    ("nejm_json", "cytoreg.tasks.sources.nejm:NEJMSource",
+     "NEJM Image Challenge cases in the public scraped JSON format + a folder of IC<YYYYMMDD> images"),
 ]:
     SOURCES.add(_name, _target, kind="data source", description=_desc)
 

@@ -48,14 +48,20 @@ class Catalog:
         raws: dict[tuple[str, str], RawSpec] = {}
         for root, origin in sources:
             for path in iter_spec_files(root):
-                file_origin = origin if origin == BUILTIN else f"{origin.split(' ')[0]} {path}" \
-                    if origin.startswith(("file", "folder")) else f"{origin} ({path.name})"
+                if origin == BUILTIN:
+                    file_origin = origin
+                elif origin.startswith(("file", "folder")):
+                    file_origin = f"{origin.split(' ')[0]} {path}"
+                else:  # a plugin's spec folder
+                    file_origin = f"{origin} ({path.name})"
                 try:
                     raw = read_raw(path, file_origin)
                 except SpecError as exc:
                     self.problems.extend(exc.problems)
                     continue
                 key = (raw.type, raw.name)
+                if key in raws and Path(raws[key].path).resolve() == Path(path).resolve():
+                    continue  # the same file reached twice (e.g. validating a built-in spec folder)
                 if key in raws:
                     prev = raws[key]
                     self.problems.append(
@@ -166,11 +172,26 @@ def check_task(data: dict, where: str) -> list[str]:
     fs = prompts.get("few_shot")
     if fs and "{label}" not in fs["example"]:
         problems.append(f"{where}: prompts.few_shot.example: must contain '{{label}}'")
-    if "few_shot" in (data.get("settings") or []):
+    if "few_shot" in (data.get("settings") or []) and data["kind"] != "mcq":  # mcq: fixed shots
         if not fs:
             problems.append(f"{where}: settings: 'few_shot' needs prompts.few_shot")
         if (data.get("sampling") or {}).get("fewshot_per_class", 0) < 1:
             problems.append(f"{where}: settings: 'few_shot' needs sampling.fewshot_per_class >= 1")
+    hier = data.get("hierarchy")
+    if hier:
+        for lab in labels:
+            if lab not in hier["parents"]:
+                problems.append(f"{where}: hierarchy.parents: label '{lab}' has no entry; give its ancestors "
+                                f"at {', '.join(hier['levels'])} (null where it has none)")
+        for lab, chain in hier["parents"].items():
+            must_be_label(lab, f"hierarchy.parents.{lab}")
+            if len(chain) != len(hier["levels"]):
+                problems.append(f"{where}: hierarchy.parents.{lab}: {len(chain)} entries for "
+                                f"{len(hier['levels'])} levels")
+    if data["kind"] == "attributes" and not data.get("attributes"):
+        problems.append(f"{where}: attributes: an 'attributes' task needs the attribute columns and their labels")
+    if data["kind"] == "mcq" and not prompts.get("mcq"):
+        problems.append(f"{where}: prompts.mcq: an 'mcq' task needs the case template (prompts.mcq.case)")
     metrics = data.get("metrics") or []
     for i, m in enumerate(metrics):
         if m not in METRICS and not m.startswith("evaluate:"):
@@ -193,8 +214,4 @@ def check_model(data: dict, where: str) -> list[str]:
     return problems
 
 
-def lookup_or_raise(registry: Registry, name: str):
-    try:
-        return registry.get(name)
-    except RegistryError:
-        raise
+

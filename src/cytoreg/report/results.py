@@ -71,14 +71,14 @@ def write_results(cfg, catalog, prepared: dict, models: dict, evaluations: list)
             },
             "reference": spec.get("reference"),
         }
+        if spec.get("_group"):
+            tasks_out[name]["group"] = spec.get("_group")
     evals_out = []
     for ev in evaluations:
-        spec = prepared[ev.task].spec
-        kind_metrics = catalog.task(ev.task)
-        from cytoreg.registry.builtins import TASK_KINDS
-
-        kind = TASK_KINDS.get(kind_metrics.get("kind"))(kind_metrics)
+        prep = prepared[ev.task]
+        spec, kind = prep.spec, prep.kind
         scored = score(ev, kind.metric_names(), spec.get("statistics") or {}, cfg)
+        scored["metrics"].update(kind.extra_metrics(prep, ev.records))
         n_err = sum(1 for r in ev.records if r.get("error"))
         evals_out.append({
             "task": ev.task, "model": ev.model, "setting": ev.setting, "n": len(ev.predictions.y_true),
@@ -95,6 +95,7 @@ def write_results(cfg, catalog, prepared: dict, models: dict, evaluations: list)
         "tasks": tasks_out,
         "models": models,
         "evaluations": evals_out,
+        "groups": group_summaries(tasks_out, evals_out, evaluations),
     })
     out = Path(cfg.output)
     atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
@@ -105,6 +106,39 @@ def write_results(cfg, catalog, prepared: dict, models: dict, evaluations: list)
                                     ensure_ascii=False))
     atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return results
+
+
+def group_summaries(tasks_out: dict, evals_out: list[dict], evaluations: list) -> dict:
+    """Per task group (the attributes of an ``attributes`` task) × model × setting: the mean of
+    each member's accuracy / weighted F1 / macro F1, and the seed's pooled weighted F1 (all
+    attributes' true/predicted pairs in one matrix, value strings prefixed by attribute)."""
+    from cytoreg.metrics.classification import Predictions, f1_weighted
+
+    groups: dict[str, dict] = {}
+    for e, ev in zip(evals_out, evaluations):
+        g = tasks_out.get(e["task"], {}).get("group")
+        if not g:
+            continue
+        slot = groups.setdefault(g, {}).setdefault(f"{e['model']}|{e['setting']}", {
+            "model": e["model"], "setting": e["setting"], "members": [], "y": [], "p": []})
+        slot["members"].append(e)
+        attr = e["task"].split(".", 1)[1]
+        slot["y"] += [f"{attr}={y}" for y in ev.predictions.y_true]
+        slot["p"] += [f"{attr}={p}" if p is not None else None for p in ev.predictions.y_pred]
+    out: dict[str, list] = {}
+    for g, slots in groups.items():
+        rows = []
+        for slot in slots.values():
+            m = slot["members"]
+            row = {"model": slot["model"], "setting": slot["setting"], "members": [x["task"] for x in m]}
+            for metric in ("accuracy", "f1_weighted", "f1_macro"):
+                vals = [x["metrics"].get(metric) for x in m if x["metrics"].get(metric) is not None]
+                row[f"{metric}_mean"] = sum(vals) / len(vals) if vals else None
+            labels = sorted(set(slot["y"]))
+            row["f1_weighted_pooled"] = f1_weighted(Predictions(slot["y"], slot["p"], labels))
+            rows.append(row)
+        out[g] = rows
+    return out
 
 
 def results_schema() -> dict:

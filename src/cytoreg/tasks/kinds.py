@@ -2,12 +2,12 @@
 scored by embedding similarity for embedders, guessed by baselines."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cytoreg.answers import AnswerExtractor
+from cytoreg.answers import AnswerExtractor, Extraction
 from cytoreg.errors import DataError, IncompatibleError
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
 from cytoreg.registry.builtins import SOURCES
@@ -24,6 +24,7 @@ class PreparedTask:
     labels: list[str]
     split: sampling.Split
     skipped: list[dict] = field(default_factory=list)
+    kind: Any = None
 
     @property
     def test(self) -> list[Sample]:
@@ -39,6 +40,14 @@ class ClassificationKind:
         self.labels: list[str] = list(spec.get("labels") or [])
         self.prompts: dict = spec.get("prompts") or {}
         self.sampling: dict = spec.get("sampling") or {}
+        # set on views derived by AttributesKind: sample by one column, score another
+        self.target: str | None = spec.get("_target")
+        self.stratify_labels: list[str] = list(spec.get("_stratify_labels") or self.labels)
+        self._extractor: AnswerExtractor | None = None
+
+    def expand(self) -> list[tuple[Any, "ClassificationKind"]]:
+        """The (spec, kind) pairs this task runs as; one for a plain classification task."""
+        return [(self.spec, self)]
 
     # -- planning --------------------------------------------------------------------
     def settings_for(self, capability: str) -> list[str]:
@@ -61,13 +70,29 @@ class ClassificationKind:
     def prepare(self, limit: int | None = None) -> PreparedTask:
         data = dict(self.spec.get("data"))
         source = SOURCES.get(data.pop("source"))(data, self.spec)
-        split = sampling.draw(source.samples(), self.labels, self.sampling)
+        split = sampling.draw(source.samples(), self.stratify_labels, self.sampling)
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no samples with any of the task's labels were found "
                             f"under {data.get('root', data)}; check data.label_map in {self.spec.path}")
+        if self.target:
+            self._relabel(split)
         if limit:
             split.test = split.test[:limit]
-        return PreparedTask(self.spec, self.labels, split, source.skipped)
+        return PreparedTask(self.spec, self.labels, split, source.skipped, self)
+
+    def _relabel(self, split: sampling.Split) -> None:
+        """Score the ``target`` column of each sampled row (the rows were drawn per stratum)."""
+        allowed = set(self.labels)
+        for name in ("test", "fewshot", "train", "val"):
+            out = []
+            for s in getattr(split, name):
+                value = str(s.meta.get(self.target, "")).strip()
+                if value not in allowed:
+                    raise DataError(f"task '{self.spec.name}', sample {s.id}: column '{self.target}' is "
+                                    f"'{value}', not one of {', '.join(self.labels)}; fix the row or add the "
+                                    f"value to the attribute's labels in {self.spec.path}")
+                out.append(replace(s, label=value))
+            setattr(split, name, out)
 
     # -- generator requests ----------------------------------------------------------------
     def chat_request(self, sample: Sample, setting: str, fewshot: list[Sample], generation: dict,
@@ -98,6 +123,38 @@ class ClassificationKind:
 
     def extractor(self, judge=None) -> AnswerExtractor:
         return AnswerExtractor(self.labels, self.spec.get("aliases"), judge=judge)
+
+    def extract(self, sample: Sample, text: str) -> Extraction:
+        if self._extractor is None:
+            self._extractor = self.extractor()
+        return self._extractor.extract(text)
+
+    def extra_metrics(self, prep: PreparedTask, records: list[dict]) -> dict[str, Any]:
+        """Metrics at each level of ``hierarchy`` (HiCervix): true and predicted labels mapped to
+        their ancestor at that level; samples without an annotation at a level are left out of it."""
+        hier = self.spec.get("hierarchy")
+        if not hier:
+            return {}
+        from sklearn.metrics import accuracy_score, f1_score
+
+        parents: dict[str, list] = hier["parents"]
+        top1 = {r["id"]: r["parsed"] for r in records if r.get("try", 0) == 0}
+        out: dict[str, Any] = {}
+        for k, level in enumerate(hier["levels"]):
+            y, p = [], []
+            for s in prep.test:
+                truth = parents[s.label][k]
+                if truth is None:
+                    continue
+                pred = top1.get(s.id)
+                y.append(truth)
+                p.append("(invalid)" if pred is None else (parents[pred][k] or "(coarser label)"))
+            if y:
+                out[f"accuracy_{level}"] = float(accuracy_score(y, p))
+                out[f"f1_weighted_{level}"] = float(f1_score(y, p, labels=sorted(set(y)), average="weighted",
+                                                            zero_division=0))
+                out[f"n_{level}"] = len(y)
+        return out
 
     # -- embedder ------------------------------------------------------------------------
     def class_prompts(self) -> list[list[str]]:

@@ -1,0 +1,123 @@
+"""The ``mcq`` task kind (NEJM Image Challenge): case text + image + numbered options.
+
+Each sample carries its own options; the label set is the option numbers ("1".."5"). The
+shots are fixed cases (by default the oldest ``prompts.mcq.shots`` by date, as in seed B) and
+are never tested. Replies are matched against that sample's option texts, its numbers and
+letters. Accuracy is also reported per difficulty stratum: the share of human readers who
+chose the right answer, cut into equal intervals."""
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from cytoreg.answers import AnswerExtractor, Extraction
+from cytoreg.errors import DataError, IncompatibleError
+from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
+from cytoreg.registry.builtins import SOURCES
+from cytoreg.tasks import sampling
+from cytoreg.tasks.kinds import PreparedTask
+from cytoreg.tasks.samples import Sample
+
+LETTERS = "ABCDEFGHIJ"
+
+
+class MCQKind:
+    needs_labels: ClassVar[bool] = False
+    capabilities: ClassVar[tuple[str, ...]] = ("generator", "baseline")
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.mcq: dict = (spec.get("prompts") or {}).get("mcq") or {}
+        self.n_options = int(self.mcq.get("n_options", 5))
+        self.labels = [str(i + 1) for i in range(self.n_options)]
+
+    def expand(self):
+        return [(self.spec, self)]
+
+    def settings_for(self, capability: str) -> list[str]:
+        return list(self.spec.get("settings") or ["few_shot"]) if capability == "generator" else ["zero_shot"]
+
+    def check_model(self, model_name: str, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise IncompatibleError(f"task '{self.spec.name}' (mcq) cannot use model '{model_name}' ({capability}): "
+                                    "each case has its own options, so only generative models and baselines apply")
+
+    def prepare(self, limit: int | None = None) -> PreparedTask:
+        data = dict(self.spec.get("data"))
+        source = SOURCES.get(data.pop("source"))(data, self.spec)
+        cases = sorted(source.samples(), key=lambda s: (s.meta.get("date_iso", ""), s.id))
+        for s in cases:
+            if len(s.meta["options"]) != self.n_options:
+                raise DataError(f"task '{self.spec.name}', case {s.id}: {len(s.meta['options'])} options, "
+                                f"expected {self.n_options} (prompts.mcq.n_options in {self.spec.path})")
+        n_shots = int(self.mcq.get("shots", 2))
+        split = sampling.Split(fewshot=cases[:n_shots], test=cases[n_shots:])
+        if not split.test:
+            raise DataError(f"task '{self.spec.name}': no cases left to test after the {n_shots} fixed shots")
+        if limit:
+            split.test = split.test[:limit]
+        return PreparedTask(self.spec, self.labels, split, source.skipped, self)
+
+    # -- requests ---------------------------------------------------------------------
+    def case_text(self, s: Sample) -> str:
+        opts = "\n".join(self.mcq.get("option", "{n}. {text}").format(n=i + 1, letter=LETTERS[i], text=t)
+                         for i, t in enumerate(s.meta["options"]))
+        return self.mcq["case"].format(question=s.meta["question"], options=opts)
+
+    def fewshot_examples(self, prep: PreparedTask) -> list[Sample]:
+        return list(prep.split.fewshot)
+
+    def chat_request(self, sample: Sample, setting: str, fewshot: list[Sample], generation: dict,
+                     try_index: int) -> ChatRequest:
+        messages: list[Message] = []
+        if self.mcq.get("system"):
+            messages.append(Message("system", [TextPart(self.mcq["system"])]))
+        parts: list = []
+        if setting == "few_shot":
+            for ex in fewshot:
+                answer = ex.meta["options"][int(ex.label) - 1]
+                parts += [ImagePart(ex.image),
+                          TextPart(self.case_text(ex) + self.mcq.get("example_answer", " {answer}\n").format(
+                              answer=answer, n=ex.label))]
+        parts += [ImagePart(sample.image), TextPart(self.case_text(sample))]
+        messages.append(Message("user", parts))
+        return ChatRequest(messages, generation, try_index)
+
+    # -- answers ----------------------------------------------------------------------
+    def extract(self, sample: Sample, text: str) -> Extraction:
+        """Option text, "3", "3.", "C", "(C)", "Answer: 3" → the option number; two options → invalid."""
+        options = sample.meta["options"]
+        aliases = {str(i + 1): [options[i], f"option {i + 1}", f"option {LETTERS[i]}", f"({LETTERS[i]})"]
+                   for i in range(len(options))}
+        ex = AnswerExtractor(self.labels, aliases).extract(text)
+        if ex.label is None:
+            m = re.fullmatch(r"\s*(?:answer\s*[:：]\s*)?\(?([A-Ea-e1-5])[\).:]?\s*(?:[.:\-–]\s*.*)?", text or "",
+                             flags=re.S | re.I)
+            if m:
+                c = m.group(1).upper()
+                return Extraction(str(LETTERS.index(c) + 1) if c.isalpha() else c, "option_marker", c)
+        return ex
+
+    def metric_names(self) -> list[str]:
+        return list(self.spec.get("metrics") or ["accuracy", "invalid_rate"])
+
+    def extra_metrics(self, prep: PreparedTask, records: list[dict]) -> dict[str, Any]:
+        """Accuracy (top-1 and any-of-k) per human-difficulty stratum."""
+        bins = int(self.mcq.get("difficulty_bins", 5))
+        by_id: dict[str, list[dict]] = {}
+        for r in records:
+            by_id.setdefault(r["id"], []).append(r)
+        strata: list[dict] = []
+        for b in range(bins):
+            lo, hi = 100 * b / bins, 100 * (b + 1) / bins
+            ids = [s.id for s in prep.test if s.meta.get("human_correct_pct") is not None
+                   and (lo <= s.meta["human_correct_pct"] < hi or (b == bins - 1 and s.meta["human_correct_pct"] == 100))]
+            if not ids:
+                strata.append({"range": [lo, hi], "n": 0, "accuracy": None, "accuracy_any": None})
+                continue
+            top1 = [any(r["correct"] for r in by_id[i] if r["try"] == 0) for i in ids]
+            anyk = [any(r["correct"] for r in by_id[i]) for i in ids]
+            strata.append({"range": [lo, hi], "n": len(ids), "accuracy": sum(top1) / len(ids),
+                           "accuracy_any": sum(anyk) / len(ids),
+                           "human_mean_pct": sum(s.meta["human_correct_pct"] for s in prep.test if s.id in set(ids)) / len(ids)})
+        return {"accuracy_by_difficulty": strata}
