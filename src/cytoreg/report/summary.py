@@ -24,3 +24,12 @@ def print_summary(results: dict, console) -> None:
                       f"{_fmt(fs['mean'])} ± {_fmt(fs['sd'])}" if fs else "–",
                       _fmt(m.get("accuracy")), _fmt(m.get("invalid_rate")), str(ev["errors"]), _fmt(base))
     console.print(table)
+    if results.get("groups"):
+        groups = Table(title="task groups (mean over members)", title_justify="left")
+        for col in ("group", "model", "setting", "members", "f1_weighted mean", "f1_macro mean", "accuracy mean"):
+            groups.add_column(col)
+        for g, rows in results["groups"].items():
+            for r in rows:
+                groups.add_row(g, r["model"], r["setting"], str(len(r["members"])), _fmt(r.get("f1_weighted_mean")),
+                               _fmt(r.get("f1_macro_mean")), _fmt(r.get("accuracy_mean")))
+        console.print(groups)
