@@ -20,6 +20,8 @@ for _name, _target, _kind, _desc in [
      "open_clip models (hf-hub:, local-dir:, built-in names with pretrained tags)"),
     ("conch", "cytoreg.models.open_clip_adapter:Conch", "embedder",
      "CONCH (MahmoodLab) through its published checkpoint format"),
+    ("hf", "cytoreg.models.hf_generate:HFGenerator", "generator",
+     "local image-text-to-text models through transformers (LLaVA, Mllama, IDEFICS, Qwen2-VL, SmolVLM)"),
     ("hf_clip", "cytoreg.models.hf_clip:HFCLIP", "embedder",
      "CLIP-style dual encoders in the transformers format (PLIP, openai/clip-vit-*)"),
 ]:
