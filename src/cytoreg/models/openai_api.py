@@ -75,6 +75,11 @@ class OpenAIChat(Generator):
             import openai
         except ImportError as exc:
             raise ModelLoadError(f"model '{self.name}' needs the openai SDK: pip install 'cytoreg[api]'") from exc
+        if self.base_url is None and "base_url_env" in self.params:
+            raise ModelLoadError(
+                f"model '{self.name}' talks to a server you run: set {self.params['base_url_env']} to its "
+                f"OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1). {self.spec.get('description', '')} "
+                f"(spec {self.spec.path})")
         key_env = self.params.get("api_key_env", "OPENAI_API_KEY")
         key = os.environ.get(key_env)
         if not key:
