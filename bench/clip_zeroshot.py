@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 

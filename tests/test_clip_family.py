@@ -1,7 +1,6 @@
 """CONCH (tiny CoCa through the published conch package), transformers-format CLIP (PLIP's
 layout) and the DataLoader image pipeline."""
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from tiny_clip import save_tiny_clip, save_tiny_conch, save_tiny_hf_clip  # noqa
 from cytoreg.engine.runner import EvalConfig, evaluate  # noqa: E402
 from cytoreg.errors import ModelLoadError  # noqa: E402
 from cytoreg.registry.catalog import Catalog  # noqa: E402
-from cytoreg.tasks.kinds import class_embeddings, zero_shot_scores  # noqa: E402
+
 from cytoreg.tasks.samples import open_image  # noqa: E402
 
 SMALL = ("spec: task/v1\nname: small-clip\nextends: demo\nsampling: {test_per_class: 3}\n"

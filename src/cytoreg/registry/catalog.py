@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from cytoreg.errors import CytoregError, RegistryError, SpecError
+from cytoreg.errors import CytoregError, SpecError
 from cytoreg.registry.builtins import ADAPTERS, METRICS, SOURCES, TASK_KINDS, load_builtin_metrics
 from cytoreg.registry.core import BUILTIN, Registry, suggest
 from cytoreg.registry.plugins import load_plugins, plugin_spec_dirs

@@ -12,7 +12,7 @@ from typing import Iterator
 
 from cytoreg.errors import DataError
 from cytoreg.tasks.samples import ImageRef, Sample
-from cytoreg.tasks.sources.base import IMAGE_SUFFIXES, Source, resolve_path
+from cytoreg.tasks.sources.base import IMAGE_SUFFIXES, Source
 
 LETTERS = "ABCDE"
 
