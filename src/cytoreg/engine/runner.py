@@ -123,7 +123,7 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
                 adapter.close()
     finally:
         cache.close()
-    return write_results(cfg, catalog, prepared, models, evaluations)
+    return write_results(cfg, prepared, models, evaluations)
 
 
 def _bar(progress, label: str, total: int):

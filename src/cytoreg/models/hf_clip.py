@@ -3,14 +3,11 @@
 and torch are imported only in :meth:`load`."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import Embedder
-from cytoreg.models.open_clip_adapter import file_identity, hf_cache_dir, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 
 
 def _features(out):
@@ -36,16 +33,8 @@ class HFCLIP(Embedder):
         self.model_id: str = self.params["model"]
         self._model = None
 
-    def _local_dir(self) -> Path | None:
-        p = Path(self.model_id).expanduser()
-        return p if p.is_dir() else None
-
     def weights_identity(self) -> str:
-        local = self._local_dir()
-        if local:
-            files = sorted(local.glob("*.safetensors")) or sorted(local.glob("*.bin"))
-            return f"{local}|" + ",".join(file_identity(f) for f in files)
-        return f"{self.model_id}@{self.params.get('revision', 'main')}"
+        return hub_identity(self.model_id, self.params.get("revision"))
 
     def load(self) -> None:
         try:
@@ -64,12 +53,7 @@ class HFCLIP(Embedder):
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
             processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)
         except (OSError, ValueError) as exc:
-            where = (f"the folder {self.model_id}" if self._local_dir() else
-                     f"the Hugging Face cache {hf_cache_dir()} (models--{self.model_id.replace('/', '--')})")
-            offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
-            how = self.params.get("download_hint") or f"huggingface-cli download {self.model_id} on a machine with network"
-            raise ModelLoadError(f"model '{self.name}': cannot load {self.model_id}; looked in {where}.{offline} "
-                                 f"Get it: {how}. ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+            raise hub_missing(self.name, self.model_id, "", self.params.get("download_hint"), exc) from exc
         if not hasattr(model, "get_image_features"):
             raise ModelLoadError(f"model '{self.name}': {self.model_id} loads as {type(model).__name__}, which has no "
                                  "get_image_features; the hf_clip adapter needs a CLIP-style dual encoder")

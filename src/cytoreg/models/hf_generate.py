@@ -5,13 +5,11 @@ and generated in padded batches. ``trust_remote_code`` is passed only when the m
 it. torch/transformers are imported only in :meth:`load`."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, Response, TextPart
-from cytoreg.models.open_clip_adapter import file_identity, hf_cache_dir, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 from cytoreg.tasks.samples import open_image
 
 
@@ -39,11 +37,7 @@ class HFGenerator(Generator):
         self._model = None
 
     def weights_identity(self) -> str:
-        p = Path(self.model_id).expanduser()
-        if p.is_dir():
-            files = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
-            return f"{p}|" + ",".join(file_identity(f) for f in files)
-        return f"{self.model_id}@{self.params.get('revision', 'main')}"
+        return hub_identity(self.model_id, self.params.get("revision"))
 
     def load(self) -> None:
         if self._model is not None:
@@ -72,15 +66,13 @@ class HFGenerator(Generator):
         try:
             processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)
             model = AutoModelForImageTextToText.from_pretrained(self.model_id, **model_kwargs)
+        except ImportError as exc:  # e.g. bitsandbytes for load_in_8bit, or a model's own extra package
+            raise ModelLoadError(f"model '{self.name}': loading {self.model_id} needs a package that is not "
+                                 f"installed: {exc}. Install it, or drop the option that needs it from "
+                                 f"{self.spec.path}") from exc
         except (OSError, ValueError, KeyError) as exc:
-            local = Path(self.model_id).expanduser().is_dir()
-            where = (f"the folder {self.model_id}" if local else
-                     f"the Hugging Face cache {hf_cache_dir()} (models--{self.model_id.replace('/', '--')})")
-            offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
-            how = self.params.get("download_hint") or f"huggingface-cli download {self.model_id} on a machine with network"
-            raise ModelLoadError(f"model '{self.name}': cannot load {self.model_id} as an image-text-to-text model; "
-                                 f"looked in {where}.{offline} Get it: {how}. "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            raise hub_missing(self.name, self.model_id, " as an image-text-to-text model",
+                              self.params.get("download_hint"), exc) from exc
         if "device_map" not in model_kwargs:
             model = model.to(device)
         tok = getattr(processor, "tokenizer", None)

@@ -3,7 +3,6 @@
 only in :meth:`load`."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,36 +11,7 @@ import numpy as np
 
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import Embedder
-
-
-def hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
-
-
-def file_identity(path: Path) -> str:
-    """Size + hash of the first and last MiB: cheap for multi-GB weights, changes when they change."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        h.update(fh.read(1 << 20))
-        if size > 2 << 20:
-            fh.seek(-(1 << 20), os.SEEK_END)
-            h.update(fh.read(1 << 20))
-    return f"{size}:{h.hexdigest()[:16]}"
-
-
-def pick_device(requested: str | None) -> str:
-    import torch
-
-    if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
-        if requested == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ModelLoadError("--device mps was asked for, but torch sees no Apple MPS device; use --device cpu")
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from cytoreg.models.weights import file_identity, hf_cache_dir, pick_device
 
 
 class OpenCLIP(Embedder):

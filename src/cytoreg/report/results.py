@@ -50,7 +50,7 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(cfg, catalog, prepared: dict, models: dict, evaluations: list) -> dict:
+def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
     from cytoreg.engine.runner import score
 
     tasks_out = {}

@@ -107,17 +107,17 @@ class MCQKind:
         by_id: dict[str, list[dict]] = {}
         for r in records:
             by_id.setdefault(r["id"], []).append(r)
+        rated = [s for s in prep.test if s.meta.get("human_correct_pct") is not None]
         strata: list[dict] = []
         for b in range(bins):
             lo, hi = 100 * b / bins, 100 * (b + 1) / bins
-            ids = [s.id for s in prep.test if s.meta.get("human_correct_pct") is not None
-                   and (lo <= s.meta["human_correct_pct"] < hi or (b == bins - 1 and s.meta["human_correct_pct"] == 100))]
-            if not ids:
-                strata.append({"range": [lo, hi], "n": 0, "accuracy": None, "accuracy_any": None})
-                continue
-            top1 = [any(r["correct"] for r in by_id[i] if r["try"] == 0) for i in ids]
-            anyk = [any(r["correct"] for r in by_id[i]) for i in ids]
-            strata.append({"range": [lo, hi], "n": len(ids), "accuracy": sum(top1) / len(ids),
-                           "accuracy_any": sum(anyk) / len(ids),
-                           "human_mean_pct": sum(s.meta["human_correct_pct"] for s in prep.test if s.id in set(ids)) / len(ids)})
+            last = b == bins - 1  # the top interval is closed: 100 % belongs to it
+            members = [s for s in rated if lo <= s.meta["human_correct_pct"] < hi or (last and s.meta["human_correct_pct"] == hi)]
+            row: dict[str, Any] = {"range": [lo, hi], "n": len(members), "accuracy": None, "accuracy_any": None}
+            if members:
+                top1 = [any(r["correct"] for r in by_id[s.id] if r["try"] == 0) for s in members]
+                anyk = [any(r["correct"] for r in by_id[s.id]) for s in members]
+                row.update(accuracy=sum(top1) / len(members), accuracy_any=sum(anyk) / len(members),
+                           human_mean_pct=sum(s.meta["human_correct_pct"] for s in members) / len(members))
+            strata.append(row)
         return {"accuracy_by_difficulty": strata}

@@ -1,0 +1,60 @@
+"""Where model weights come from, shared by the local adapters: the Hugging Face cache, cheap
+identities of weight files (for cache fingerprints), device choice, and the one error a user
+sees when weights are not there. Imports torch only inside :func:`pick_device`."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cytoreg.errors import ModelLoadError
+
+
+def hf_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
+def file_identity(path: Path) -> str:
+    """Size + hash of the first and last MiB: cheap for multi-GB weights, changes when they change."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read(1 << 20))
+    return f"{size}:{h.hexdigest()[:16]}"
+
+
+def pick_device(requested: str | None) -> str:
+    import torch
+
+    if requested:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
+        if requested == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ModelLoadError("--device mps was asked for, but torch sees no Apple MPS device; use --device cpu")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hub_identity(model_id: str, revision: str | None) -> str:
+    """A local folder: its weight files' identities; a hub id: id@revision."""
+    p = Path(model_id).expanduser()
+    if p.is_dir():
+        files = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
+        return f"{p}|" + ",".join(file_identity(f) for f in files)
+    return f"{model_id}@{revision or 'main'}"
+
+
+def hub_missing(model_name: str, model_id: str, what: str, hint: str | None, exc: Exception) -> ModelLoadError:
+    """The error for a transformers ``from_pretrained`` that found nothing: where it looked, how to get it."""
+    where = (f"the folder {model_id}" if Path(model_id).expanduser().is_dir() else
+             f"the Hugging Face cache {hf_cache_dir()} (models--{model_id.replace('/', '--')})")
+    offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
+    how = hint or f"huggingface-cli download {model_id} on a machine with network"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ModelLoadError(f"model '{model_name}': cannot load {model_id}{what}; looked in {where}.{offline} "
+                          f"Get it: {how}. ({type(exc).__name__}: {first})")
