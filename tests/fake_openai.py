@@ -1,5 +1,6 @@
-"""A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol, for tests and
-benchmarks. It records every request body and can answer a scripted sequence of statuses."""
+"""A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol (and Gemini's
+``models/<id>:generateContent``), for tests and benchmarks. It records every request body and
+path and can answer a scripted sequence of statuses."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +14,13 @@ from typing import Callable
 
 def image_hashes(body: dict) -> list[str]:
     out = []
+    for c in body.get("contents", []):  # Gemini
+        for part in c.get("parts", []):
+            inline = part.get("inline_data") or part.get("inlineData")
+            if inline:
+                data = inline["data"]  # the SDK sends URL-safe base64, sometimes unpadded
+                raw = base64.urlsafe_b64decode(data.replace("+", "-").replace("/", "_") + "=" * (-len(data) % 4))
+                out.append(hashlib.sha256(raw).hexdigest())
     for m in body.get("messages", []):
         content = m.get("content")
         if isinstance(content, list):
@@ -31,6 +39,7 @@ class FakeOpenAI:
         self.latency = latency
         self.retry_after = retry_after
         self.requests: list[dict] = []
+        self.paths: list[str] = []
         self.statuses: list[int] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -42,18 +51,30 @@ class FakeOpenAI:
         body = json.loads(handler.rfile.read(length) or b"{}")
         with self._lock:
             self.requests.append(body)
+            self.paths.append(handler.path)
             status = self.script.pop(0) if self.script else 200
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.latency:
                 time.sleep(self.latency)
+            gemini = ":generateContent" in handler.path
             if status != 200:
                 payload = {"error": {"message": f"scripted {status}", "type": "test", "code": status}}
+                if gemini:
+                    payload = {"error": {"code": status, "message": f"scripted {status}", "status": "TEST"}}
                 data = json.dumps(payload).encode()
                 handler.send_response(status)
                 if status == 429 and self.retry_after is not None:
                     handler.send_header("retry-after", self.retry_after)
+            elif gemini:
+                payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": self.answer(body)}]},
+                                           "finishReason": "STOP", "index": 0}],
+                           "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3,
+                                             "totalTokenCount": 13},
+                           "modelVersion": handler.path.split("/models/")[-1].split(":")[0]}
+                data = json.dumps(payload).encode()
+                handler.send_response(200)
             else:
                 text = self.answer(body)
                 payload = {

@@ -1,0 +1,156 @@
+"""Google Gemini through the google-genai SDK, with the same message model as the OpenAI adapter:
+system text → ``system_instruction``, user/assistant turns → ``user``/``model`` contents with
+inline image bytes. The API key is read from the environment only; ``base_url`` points the SDK
+at another endpoint (a proxy, or the test server)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cytoreg.errors import ModelLoadError
+from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
+                                 TransientError)
+from cytoreg.models.openai_api import _retry_after
+from cytoreg.tasks.samples import open_image, png_bytes
+
+#: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
+SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+ROLES = {"user": "user", "assistant": "model"}
+
+
+class GeminiChat(Generator):
+    mode = "concurrent"
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string", "description": "Gemini model id, e.g. gemini-2.0-flash-001 (pin a version)"},
+            "api_key_env": {"type": "string", "description": "environment variable holding the key (default GEMINI_API_KEY, then GOOGLE_API_KEY)"},
+            "base_url": {"type": "string", "description": "another endpoint speaking the Gemini API"},
+            "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
+            "api_version": {"type": "string", "description": "API version path segment, e.g. v1beta"},
+        },
+    }
+
+    def __init__(self, spec, device=None):
+        super().__init__(spec, device)
+        self._client = None
+        env = self.params.get("base_url_env")
+        self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+
+    def weights_identity(self) -> str:
+        return f"{self.params['model']}@{self.base_url or 'generativelanguage.googleapis.com'}"
+
+    def _key(self) -> str:
+        names = [self.params["api_key_env"]] if "api_key_env" in self.params else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
+        for name in names:
+            if os.environ.get(name):
+                return os.environ[name]
+        raise ModelLoadError(f"model '{self.name}': environment variable {' or '.join(names)} is not set. Export "
+                             "your Gemini API key there (https://aistudio.google.com/apikey); it is never written "
+                             "to disk.")
+
+    def load(self) -> None:
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError as exc:
+            raise ModelLoadError(f"model '{self.name}' needs the google-genai SDK: pip install 'cytoreg[api]'") from exc
+        key = self._key()
+        timeout_s = float((self.spec.get("execution") or {}).get("timeout", 120))
+        options: dict[str, Any] = {"timeout": int(timeout_s * 1000),
+                                   # retries are ours (backoff, Retry-After, stats): the SDK must not add its own
+                                   "retry_options": types.HttpRetryOptions(attempts=1)}
+        if self.base_url:
+            options["base_url"] = self.base_url
+        # v1beta is the Gemini API's documented version (system_instruction, seed); pinned so a
+        # custom base_url gets the same path as the default endpoint
+        options["api_version"] = self.params.get("api_version", "v1beta")
+        self._client = genai.Client(api_key=key, http_options=types.HttpOptions(**options))
+
+    def contents(self, request: ChatRequest) -> tuple[str | None, list]:
+        """(system instruction, contents) in the SDK's types."""
+        from google.genai import types
+
+        system: list[str] = []
+        contents = []
+        for m in request.messages:
+            if m.role == "system":
+                system += [p.text for p in m.parts if isinstance(p, TextPart)]
+                continue
+            parts = []
+            for p in m.parts:
+                if isinstance(p, TextPart):
+                    parts.append(types.Part.from_text(text=p.text))
+                else:
+                    parts.append(self._image(p, types))
+            contents.append(types.Content(role=ROLES[m.role], parts=parts))
+        return ("".join(system) or None), contents
+
+    @staticmethod
+    def _image(part: ImagePart, types) -> Any:
+        data, mime = part.data(), part.mime()
+        if mime not in SENDABLE:
+            data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+        return types.Part.from_bytes(data=data, mime_type=mime)
+
+    def config(self, request: ChatRequest, system: str | None) -> Any:
+        from google.genai import types
+
+        gen = request.generation
+        kwargs: dict[str, Any] = {}
+        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_output_tokens"),
+                             ("top_p", "top_p"), ("top_k", "top_k"), ("seed", "seed")):
+            if ours in gen:
+                kwargs[theirs] = gen[ours]
+        if system:
+            kwargs["system_instruction"] = system
+        return types.GenerateContentConfig(**kwargs)
+
+    def generate(self, request: ChatRequest) -> Response:
+        from google.genai import errors
+
+        if self._client is None:
+            self.load()
+        system, contents = self.contents(request)
+        try:
+            resp = self._client.models.generate_content(model=self.params["model"], contents=contents,
+                                                        config=self.config(request, system))
+        except errors.APIError as exc:
+            status = int(exc.code or 0)
+            headers = getattr(getattr(exc, "response", None), "headers", None)
+            if status in (408, 409, 429) or status >= 500:
+                raise TransientError(f"HTTP {status}: {exc.message}", _retry_after(headers), status) from exc
+            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
+        except Exception as exc:  # httpx timeouts / connection errors surface as their own types
+            name = type(exc).__name__
+            if any(w in name for w in ("Timeout", "Connect", "Network", "RemoteProtocol")):
+                raise TransientError(f"{name}: {exc}") from exc
+            raise
+        feedback = getattr(resp, "prompt_feedback", None)
+        if feedback is not None and getattr(feedback, "block_reason", None):
+            raise PermanentError(f"prompt blocked by Gemini: {feedback.block_reason}")
+        if not resp.candidates:
+            raise PermanentError("Gemini returned no candidate")
+        candidate = resp.candidates[0]
+        text = "".join(p.text for p in (candidate.content.parts if candidate.content and candidate.content.parts
+                                        else []) if getattr(p, "text", None))
+        reason = str(getattr(candidate, "finish_reason", "") or "")
+        if not text and reason and not reason.endswith(("STOP", "MAX_TOKENS")):
+            raise PermanentError(f"Gemini returned no text (finish reason {reason})")
+        usage = {}
+        um = resp.usage_metadata
+        if um is not None:
+            usage = {"prompt_tokens": um.prompt_token_count or 0,
+                     "completion_tokens": um.candidates_token_count or 0,
+                     "total_tokens": um.total_token_count or 0}
+        return Response(text=text, usage=usage, model_version=resp.model_version)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except AttributeError:
+                pass
+            self._client = None
