@@ -121,3 +121,15 @@ class FakeOpenAI:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+if __name__ == "__main__":  # a server in its own process (benchmarks): prints its URL, serves until killed
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--answer", default="Lymphocyte")
+    a = ap.parse_args()
+    srv = FakeOpenAI(lambda body: a.answer, latency=a.latency)
+    print(srv.start(), flush=True)
+    threading.Event().wait()

@@ -102,7 +102,8 @@ def cmd_eval(args) -> int:
     cfg = EvalConfig(tasks=_split(args.tasks), models=_split(args.models), output=Path(args.output),
                      cache=Path(args.cache) if args.cache else None, include=list(args.include),
                      limit=args.limit, device=args.device, concurrency=args.concurrency,
-                     bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress)
+                     bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress,
+                     judge=args.judge)
     results = evaluate(cfg)
     print_summary(results, _console())
     _console().print(f"results: {cfg.output / 'results.json'}  samples: {cfg.output / 'samples.jsonl'}")
@@ -171,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="max concurrent API requests (overrides model specs)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for CIs (overrides task specs)")
     p.add_argument("--seed", type=int, default=0, help="seed for statistics and baselines")
+    p.add_argument("--judge", metavar="MODEL", help="generative model that maps replies the rules could not "
+                   "parse to a label (seed A's answer cleaning, e.g. gpt4o); cached like any request")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_eval)
 

@@ -18,6 +18,7 @@ class CallStats:
     retries: int = 0
     failed: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0     # time spent calling the model (load excluded), for throughput
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, key: str) -> None:
@@ -30,7 +31,8 @@ class CallStats:
                 setattr(self, k, getattr(self, k) + v)
 
     def to_json(self) -> dict:
-        return {"sent": self.sent, "retries": self.retries, "failed": self.failed, "by_status": dict(self.by_status)}
+        return {"sent": self.sent, "retries": self.retries, "failed": self.failed, "by_status": dict(self.by_status),
+                "wall_s": round(self.wall_s, 4)}
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, retry_after: float | None,
@@ -70,6 +72,15 @@ def call_with_retries(fn: Callable[[], Response], *, max_retries: int, initial: 
 def run_generator(model: Generator, requests: Sequence[ChatRequest], on_done: Callable[[int, Response], None],
                   stats: CallStats, concurrency: int | None = None) -> None:
     """Run requests; ``on_done(index, response)`` is called from the caller's thread."""
+    t0 = time.perf_counter()
+    try:
+        _run(model, requests, on_done, stats, concurrency)
+    finally:
+        stats.wall_s += time.perf_counter() - t0
+
+
+def _run(model: Generator, requests: Sequence[ChatRequest], on_done: Callable[[int, Response], None],
+         stats: CallStats, concurrency: int | None) -> None:
     if model.mode == "batched":
         bs = max(1, model.batch_size)
         for start in range(0, len(requests), bs):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class EvalConfig:
     concurrency: int | None = None
     bootstrap: int | None = None       # overrides the task spec's statistics.bootstrap
     seed: int = 0                      # seed for statistics and baselines
+    judge: str | None = None           # model that maps replies the rules could not parse
     progress: bool = True
 
 
@@ -74,6 +76,14 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
                     problems.append(str(exc))
                 continue
             pairs += [(tspec, kind, mspec, adapter_cls) for tspec, kind in views]
+    if cfg.judge:
+        try:
+            jspec = catalog.model(cfg.judge)
+            if ADAPTERS.get(jspec.get("adapter")).capability != "generator":
+                problems.append(f"judge model '{cfg.judge}' is not a generative model; pick one that answers "
+                                "in text (e.g. gpt4o)")
+        except CytoregError as exc:
+            problems.append(f"--judge: {exc}")
     if problems:
         raise IncompatibleError("\n".join(problems))
     return pairs
@@ -103,6 +113,13 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
     cache = ResponseCache(cfg.cache or cfg.output / "cache.sqlite")
     evaluations: list[Evaluation] = []
     models: dict[str, dict] = {}
+    judge: Generator | None = None
+    if cfg.judge:
+        jspec = catalog.model(cfg.judge)
+        judge = ADAPTERS.get(jspec.get("adapter"))(jspec, device=cfg.device)
+        models.setdefault(f"{cfg.judge} (judge)", {"adapter": jspec.get("adapter"), "capability": "judge",
+                                                   "spec_hash": jspec.hash, "origin": jspec.origin,
+                                                   "fingerprint": judge.fingerprint()})
     try:
         with _progress(cfg.progress) as progress:
             by_model: dict[str, list] = {}
@@ -119,9 +136,11 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
                 for tspec, kind, _, _ in mpairs:
                     prep = prepared[tspec.name]
                     for setting in kind.settings_for(adapter.capability):
-                        evaluations.append(_run_one(cfg, kind, prep, adapter, setting, cache, progress))
+                        evaluations.append(_run_one(cfg, kind, prep, adapter, setting, cache, progress, judge))
                 adapter.close()
     finally:
+        if judge is not None:
+            judge.close()
         cache.close()
     return write_results(cfg, prepared, models, evaluations)
 
@@ -141,7 +160,7 @@ def _bar(progress, label: str, total: int):
 
 
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
-             cache: ResponseCache, progress) -> Evaluation:
+             cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
     samples = prep.test
     labels = prep.labels
@@ -159,11 +178,12 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
     if isinstance(adapter, Embedder):
         return _run_embedder(kind, prep, adapter, cache, progress, label, stats)
     if isinstance(adapter, Generator):
-        return _run_generator(cfg, kind, prep, adapter, setting, cache, progress, label, stats)
+        return _run_generator(cfg, kind, prep, adapter, setting, cache, progress, label, stats, judge)
     raise IncompatibleError(f"model '{adapter.name}': capability '{adapter.capability}' is not supported here")
 
 
-def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats) -> Evaluation:
+def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats,
+                   judge: Generator | None = None) -> Evaluation:
     gen = dict(adapter.spec.get("generation") or {})
     tries = int(gen.pop("tries", 1))
     fewshot = kind.fewshot_examples(prep) if setting == "few_shot" else []
@@ -196,7 +216,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     if missing:
         adapter.load()  # once, before the thread pool (a missing key or weights stop the run here)
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
-    records, top1 = [], []
+    records = []
     usage: dict[str, int] = {}
     for i, (si, t, _, key) in enumerate(items):
         s, resp = prep.test[si], responses[i]
@@ -207,8 +227,12 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
         records.append({"id": s.id, "label": s.label, "try": t, "prompt_hash": key[:16], "response": resp.text,
                         "parsed": parsed, "match": ex.step if ex else "error", "match_detail": ex.detail if ex else "",
                         "correct": parsed == s.label, "error": resp.error, "attempts": resp.attempts})
-        if t == 0:
-            top1.append(parsed)
+    if judge is not None:
+        from cytoreg.engine.judge import apply_judge
+
+        for k, v in apply_judge(judge, kind, prep, records, cache, cfg.concurrency).items():
+            usage[k] = usage.get(k, 0) + v
+    top1 = [r["parsed"] for r in records if r["try"] == 0]
     preds = Predictions([s.label for s in prep.test], top1, prep.labels)
     return Evaluation(prep.spec.name, adapter.name, setting, records, preds, stats,
                       len(items) - len(missing), usage, tries)
@@ -246,8 +270,10 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
             cache.put_many(rows, model_fingerprint=fp, model=adapter.name, task=prep.spec.name)
             adv(len(local) + len(failed))
 
+        t0 = time.perf_counter()
         embed_images(adapter, [prep.test[i].image for i in missing], [shas[i] for i in missing], emb_cache,
                      on_batch, stats)
+        stats.wall_s += time.perf_counter() - t0
     records, preds, score_rows = [], [], []
     for i, s in enumerate(prep.test):
         resp = responses[i]

@@ -84,12 +84,13 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
             "task": ev.task, "model": ev.model, "setting": ev.setting, "n": len(ev.predictions.y_true),
             "tries": ev.tries, "errors": n_err, **scored,
             "requests": {"cached": ev.cached, **ev.stats.to_json()}, "usage": ev.usage,
+            "matched_by": _count(r.get("match") for r in ev.records),
         })
     results = _clean({
         "schema": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {"tasks": cfg.tasks, "models": cfg.models, "limit": cfg.limit, "seed": cfg.seed,
-                   "bootstrap": cfg.bootstrap, "device": cfg.device, "include": [str(i) for i in cfg.include],
+                   "bootstrap": cfg.bootstrap, "device": cfg.device, "judge": cfg.judge, "include": [str(i) for i in cfg.include],
                    "argv": sys.argv[1:]},
         "packages": package_versions(),
         "tasks": tasks_out,
@@ -106,6 +107,13 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
                                     ensure_ascii=False))
     atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return results
+
+
+def _count(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items()))
 
 
 def group_summaries(tasks_out: dict, evals_out: list[dict], evaluations: list) -> dict:

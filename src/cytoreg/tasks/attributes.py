@@ -32,6 +32,8 @@ class AttributesKind:
             prompts: dict[str, Any] = {"zero_shot": a["zero_shot"]}
             if few:
                 prompts["few_shot"] = {**few, "example": few["example"].replace("{attribute}", attr)}
+            if "judge" in a:
+                prompts["judge"] = a["judge"]
             if "clip_prefix" in a:
                 prompts["clip"] = {"templates": [a["clip_prefix"] + "{label}"]}
             data = {k: spec.get(k) for k in SHARED_KEYS if spec.get(k) is not None}

@@ -129,6 +129,12 @@ class ClassificationKind:
             self._extractor = self.extractor()
         return self._extractor.extract(text)
 
+    def judge_prompt(self, sample: Sample) -> str:
+        """The answer-cleaning prompt for ``--judge`` (``{answer}`` is replaced by the reply)."""
+        from cytoreg.engine.judge import default_prompt
+
+        return self.prompts.get("judge") or default_prompt(self.labels)
+
     def extra_metrics(self, prep: PreparedTask, records: list[dict]) -> dict[str, Any]:
         """Metrics at each level of ``hierarchy`` (HiCervix): true and predicted labels mapped to
         their ancestor at that level; samples without an annotation at a level are left out of it."""

@@ -98,6 +98,16 @@ class MCQKind:
                 return Extraction(str(LETTERS.index(c) + 1) if c.isalpha() else c, "option_marker", c)
         return ex
 
+    def judge_prompt(self, sample: Sample) -> str:
+        """Answer cleaning for MCQ: the judge names the option number the reply chose."""
+        from cytoreg.engine.judge import NA
+
+        if (self.spec.get("prompts") or {}).get("judge"):
+            return self.spec.get("prompts")["judge"]
+        opts = "\n".join(f"    {i + 1}. {t}" for i, t in enumerate(sample.meta["options"]))
+        return ("Chatbot answered: {answer}\nWhich of the options listed below did the chatbot's answer choose? "
+                f"Write just the option number and nothing else:\n    {NA}\n{opts}")
+
     def metric_names(self) -> list[str]:
         return list(self.spec.get("metrics") or ["accuracy", "invalid_rate"])
 
