@@ -102,9 +102,10 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
     atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
     lines = []
     for ev in evaluations:
+        where = {smp.id: str(smp.image) for smp in prepared[ev.task].test}  # for reports' thumbnails
         for r in ev.records:
-            lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r}),
-                                    ensure_ascii=False))
+            lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r,
+                                            "image": where.get(r["id"])}), ensure_ascii=False))
     atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return results
 
