@@ -43,11 +43,26 @@ class _Images(Dataset):
             return i, None, f"{ref}: preprocessing failed: {type(exc).__name__}: {exc}"
 
 
-def _collate(items):
-    ok = [(i, t) for i, t, err in items if err is None]
-    failed = [(i, err) for i, _, err in items if err is not None]
-    batch = torch.stack([t for _, t in ok]) if ok else None
-    return [i for i, _ in ok], batch, failed
+class _Collate:
+    """Keeps the failures apart; ``stack`` builds the batch (torch.stack, or an adapter's own)."""
+
+    def __init__(self, stack: Callable[[list], Any] = torch.stack):
+        self.stack = stack
+
+    def __call__(self, items):
+        ok = [(i, t) for i, t, err in items if err is None]
+        failed = [(i, err) for i, _, err in items if err is not None]
+        batch = self.stack([t for _, t in ok]) if ok else None
+        return [i for i, _ in ok], batch, failed
+
+
+def image_loader(adapter, refs: Sequence[ImageRef], positions: Sequence[int], stack=torch.stack) -> DataLoader:
+    bs = adapter.batch_size
+    workers = adapter.workers if adapter.workers is not None else default_workers(len(positions), bs)
+    device = getattr(adapter, "_device", "cpu")
+    return DataLoader(_Images(refs, positions, adapter.preprocess), batch_size=bs, shuffle=False,
+                      num_workers=workers, collate_fn=_Collate(stack), pin_memory=str(device).startswith("cuda"),
+                      persistent_workers=False)
 
 
 def embed_images(adapter, refs: Sequence[ImageRef], shas: Sequence[str], emb_cache, on_batch: BatchCallback,
@@ -65,12 +80,7 @@ def embed_images(adapter, refs: Sequence[ImageRef], shas: Sequence[str], emb_cac
     todo = [i for i, s in enumerate(shas) if s not in have]
     if not todo:
         return
-    workers = adapter.workers if adapter.workers is not None else default_workers(len(todo), bs)
-    device = getattr(adapter, "_device", "cpu")
-    loader = DataLoader(_Images(refs, todo, adapter.preprocess), batch_size=bs, shuffle=False,
-                        num_workers=workers, collate_fn=_collate, pin_memory=str(device).startswith("cuda"),
-                        persistent_workers=False)
-    for indices, batch, failed in loader:
+    for indices, batch, failed in image_loader(adapter, refs, todo):
         emb = np.zeros((0, 0), dtype=np.float32)
         if indices:
             if stats is not None:

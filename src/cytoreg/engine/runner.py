@@ -52,6 +52,7 @@ class Evaluation:
     cached: int
     usage: dict[str, int]
     tries: int = 1
+    extra: dict = field(default_factory=dict)  # kind-specific results (probe: sizes, curves)
 
 
 def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
@@ -136,7 +137,8 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
                 for tspec, kind, _, _ in mpairs:
                     prep = prepared[tspec.name]
                     for setting in kind.settings_for(adapter.capability):
-                        evaluations.append(_run_one(cfg, kind, prep, adapter, setting, cache, progress, judge))
+                        result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
+                        evaluations += result if isinstance(result, list) else [result]
                 adapter.close()
     finally:
         if judge is not None:
@@ -160,12 +162,16 @@ def _bar(progress, label: str, total: int):
 
 
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
-             cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation:
+             cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation | list[Evaluation]:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
     samples = prep.test
     labels = prep.labels
     stats = CallStats()
     usage: dict[str, int] = {}
+    if setting == "probe":
+        from cytoreg.engine.probe_run import run_probe
+
+        return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats)
     if isinstance(adapter, Baseline):
         prior = statistics.class_distribution([s.label for s in samples], labels)
         preds, scores = adapter.predict([s.id for s in samples], labels, prior, cfg.seed)

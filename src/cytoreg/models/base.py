@@ -195,6 +195,60 @@ class Embedder(ModelAdapter):
         raise NotImplementedError
 
 
+class FeatureExtractor(ModelAdapter):
+    """Frozen image features for probes: one or more named feature sets per image (the final
+    embedding, or a hidden layer × pooling of a VLM). ``preprocess`` runs in DataLoader workers;
+    ``extract_batch`` runs in the main process on ``collate``'s batch."""
+
+    capability = "features"
+
+    def feature_keys(self) -> list[str]:
+        """Names of the feature sets ``extract_batch`` returns, e.g. ``["cls"]`` or ``["layer8/mean"]``."""
+        raise NotImplementedError
+
+    def preprocess(self, image: Any) -> Any:
+        raise NotImplementedError
+
+    def collate(self, items: list) -> Any:
+        import torch
+
+        return torch.stack(items)
+
+    def extract_batch(self, batch: Any) -> dict[str, np.ndarray]:
+        """Feature key → array (n, d) for the batch."""
+        raise NotImplementedError
+
+
+class EmbedderFeatures(FeatureExtractor):
+    """Any image embedder (CLIP image tower, CONCH) used as a feature extractor."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def __getattr__(self, name: str) -> Any:  # spec, params, batch_size, workers, _device, ...
+        if name == "embedder":
+            raise AttributeError(name)
+        return getattr(self.embedder, name)
+
+    def fingerprint(self) -> str:
+        return self.embedder.fingerprint()
+
+    def feature_keys(self) -> list[str]:
+        return ["embedding"]
+
+    def load(self) -> None:
+        self.embedder.load()
+
+    def preprocess(self, image: Any) -> Any:
+        return self.embedder.preprocess(image)
+
+    def extract_batch(self, batch: Any) -> dict[str, np.ndarray]:
+        return {"embedding": self.embedder.encode_batch(batch)}
+
+    def close(self) -> None:
+        self.embedder.close()
+
+
 class Baseline(ModelAdapter):
     capability = "baseline"
 

@@ -20,6 +20,10 @@ for _name, _target, _kind, _desc in [
      "Google Gemini through the google-genai SDK (key from GEMINI_API_KEY / GOOGLE_API_KEY)"),
     ("vlmeval", "cytoreg.models.vlmeval_bridge:VLMEvalBridge", "generator",
      "any model in VLMEvalKit's supported_VLM, run in a separate worker process"),
+    ("timm", "cytoreg.models.timm_features:TimmFeatures", "features",
+     "frozen timm vision encoders: DINOv2, DinoBloom (published checkpoint), block-wise CLS / mean tokens"),
+    ("hf_hidden", "cytoreg.models.hf_hidden:HFHiddenStates", "features",
+     "hidden states of a transformers VLM at chosen layers (mean / last / image-token pooling)"),
     ("open_clip", "cytoreg.models.open_clip_adapter:OpenCLIP", "embedder",
      "open_clip models (hf-hub:, local-dir:, built-in names with pretrained tags)"),
     ("conch", "cytoreg.models.open_clip_adapter:Conch", "embedder",
@@ -35,6 +39,8 @@ TASK_KINDS.add("classification", "cytoreg.tasks.kinds:ClassificationKind", kind=
                description="closed label set; zero-shot / few-shot prompting, CLIP zero-shot, baselines")
 TASK_KINDS.add("attributes", "cytoreg.tasks.attributes:AttributesKind", kind="task kind",
                description="several closed label sets (attributes) per image, each asked and scored on the same images")
+TASK_KINDS.add("probe", "cytoreg.tasks.probe:ProbeKind", kind="task kind",
+               description="heads on frozen features: logistic / MLP probes, external test sets, label-efficiency curves")
 TASK_KINDS.add("mcq", "cytoreg.tasks.mcq:MCQKind", kind="task kind",
                description="case text + image + numbered options; fixed shots, top-1 / any-of-k, difficulty strata")
 

@@ -252,9 +252,10 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
         p = out / "img" / f"rel-{slug}.png"
         plot_reliability(rel, f"reliability · {title}", p)
         figs.append(f'<img class="plot reliability" alt="reliability diagram {html.escape(title)}" src="img/{p.name}">')
-    if isinstance(metrics.get("curves"), dict) and metrics["curves"]:
+    curves = (ev.get("probe") or {}).get("curves")
+    if isinstance(curves, dict) and any(curves.values()):
         p = out / "img" / f"curve-{slug}.png"
-        plot_curves(metrics["curves"], f"label efficiency · {title}", p)
+        plot_curves(curves, f"label efficiency · {title}", p)
         figs.append(f'<img class="plot curve" alt="label-efficiency curve {html.escape(title)}" src="img/{p.name}">')
     wrong = _spread([(i, r) for i, r in rows if r.get("try", 0) == 0 and not r.get("correct")])
     samples_rel = os.path.relpath(e.run / "samples.jsonl", out)

@@ -85,6 +85,7 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
             "tries": ev.tries, "errors": n_err, **scored,
             "requests": {"cached": ev.cached, **ev.stats.to_json()}, "usage": ev.usage,
             "matched_by": _count(r.get("match") for r in ev.records),
+            **({"probe": ev.extra} if ev.extra else {}),
         })
     results = _clean({
         "schema": SCHEMA_VERSION,

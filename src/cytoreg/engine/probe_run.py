@@ -1,0 +1,95 @@
+"""Running a ``probe`` task for one model: extract (or read from the feature store) the features
+of every train / val / test image, then per feature key fit the head on train (early stopping on
+val for the MLP), predict the test images, and draw the label-efficiency curves."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cytoreg.engine.execute import CallStats
+from cytoreg.errors import CytoregError
+from cytoreg.metrics.classification import Predictions, compute
+from cytoreg.models.base import Embedder, EmbedderFeatures, FeatureExtractor, ModelAdapter
+from cytoreg.tasks import probe_heads
+from cytoreg.tasks.samples import sha256
+
+
+def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Callable[[int], None]],
+              stats: CallStats) -> list:
+    from cytoreg.engine.features import FeatureStore, extract_features
+    from cytoreg.engine.runner import Evaluation
+
+    fx: FeatureExtractor = EmbedderFeatures(adapter) if isinstance(adapter, Embedder) else adapter
+    split = prep.split
+    groups = {"train": split.train, "val": split.val, "test": prep.test}
+    order, where = [], {}
+    for name, samples in groups.items():
+        for s in samples:
+            if s.id not in where:
+                where[s.id] = len(order)
+                order.append(s)
+    shas = [sha256(s.image.read_bytes()) for s in order]
+    store = FeatureStore(Path(cache.path).parent / "features", fx.fingerprint(), fx.feature_keys())
+    import time
+
+    t0 = time.perf_counter()
+    errors = extract_features(fx, [s.image for s in order], shas, store, bar(len(order)), stats)
+    stats.wall_s += time.perf_counter() - t0
+    ok = {s.id for i, s in enumerate(order) if i not in errors}
+    train = [s for s in split.train if s.id in ok]
+    val = [s for s in split.val if s.id in ok]
+    dropped = [{"id": order[i].id, "error": e} for i, e in errors.items() if order[i] not in prep.test]
+    if not train:
+        raise CytoregError(f"task '{prep.spec.name}': no training image could be read; first error: "
+                           f"{next(iter(errors.values()), 'none')}")
+    keys = fx.feature_keys()
+    pcfg = dict(prep.kind.probe)
+    seed = int(pcfg.get("seed", 0))
+    out = []
+    for key in keys:
+        def feats(samples):
+            return store.matrix(key, [shas[where[s.id]] for s in samples]) if samples else None
+
+        X, y = feats(train), [s.label for s in train]
+        test_ok = [s for s in prep.test if s.id in ok]
+        fitted = probe_heads.fit_predict(pcfg, X, y, feats(test_ok), prep.labels, feats(val),
+                                         [s.label for s in val], seed=seed) if test_ok else None
+        proba_by_id = {s.id: fitted.proba[j] for j, s in enumerate(test_ok)} if fitted else {}
+        records, preds, rows = [], [], []
+        for s in prep.test:
+            if s.id in proba_by_id:
+                p = proba_by_id[s.id]
+                parsed = prep.labels[int(p.argmax())]
+                resp, err = {lab: round(float(v), 6) for lab, v in zip(prep.labels, p)}, None
+            else:
+                p = np.full(len(prep.labels), 1.0 / len(prep.labels))
+                parsed, resp, err = None, None, errors[where[s.id]]
+            preds.append(parsed)
+            rows.append(p)
+            records.append({"id": s.id, "label": s.label, "try": 0, "response": resp, "parsed": parsed,
+                            "match": "probe" if parsed else "error", "correct": parsed == s.label, "error": err})
+        ev = Evaluation(prep.spec.name, adapter.name, "probe" if len(keys) == 1 else f"probe:{key}", records,
+                        Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(rows)), stats, 0, {})
+        extra = {"n_train": len(train), "n_val": len(val), "train_dropped": dropped, "feature_key": key,
+                 "feature_dim": int(X.shape[1]), "head": pcfg.get("method", "logistic")}
+        if test_ok and (pcfg.get("n_per_class") or pcfg.get("fractions")):
+            Xt, yt = feats(test_ok), [s.label for s in test_ok]
+
+            def score(y_true, y_pred, proba):
+                return {m: v for m, v in compute(list(pcfg.get("curve_metrics", probe_heads.DEFAULTS["curve_metrics"])),
+                                                 Predictions(y_true, y_pred, prep.labels, proba)).items()}
+
+            if pcfg.get("n_per_class"):
+                most = max(y.count(lab) for lab in set(y))
+                points = [n for n in pcfg["n_per_class"] if n <= most]
+                extra["curve_points_skipped"] = [n for n in pcfg["n_per_class"] if n > most]
+                extra["curves"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, points,
+                                                    lambda yy, n, sd: probe_heads.subsample_per_class(yy, int(n), sd), score)
+            if pcfg.get("fractions"):
+                extra["curves_fraction"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, pcfg["fractions"],
+                                                             probe_heads.subsample_fraction, score)
+        ev.extra = extra
+        out.append(ev)
+    return out

@@ -1,0 +1,97 @@
+"""The ``probe`` task kind: a head trained on frozen image features.
+
+Train / val / test come from the engine's seeded per-class sampling of ``data``
+(``sampling.train_per_class``, ``val_per_class``, ``test_per_class``). Each entry of ``test_sets``
+is an external test set (seed A: train on Acevedo, test on MLL23; seed B: NCT-CRC-HE-100K →
+CRC-VAL-HE-7K) and runs as its own view ``<task>.<set>`` with the head trained on this task's
+data. With ``test_per_class: 0`` only the external views run. Each feature key of the model
+(final embedding, or layer × pooling) gives its own evaluation, setting ``probe`` (one key) or
+``probe:<key>``; ``probe.n_per_class`` / ``probe.fractions`` add label-efficiency curves."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from cytoreg.errors import DataError, IncompatibleError
+from cytoreg.registry.builtins import SOURCES
+from cytoreg.registry.specs import Spec
+from cytoreg.tasks import sampling
+from cytoreg.tasks.kinds import ClassificationKind, PreparedTask
+
+PROBE_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "per_class", "confusion_matrix",
+                 "auc_macro", "auc_per_class"]
+
+
+class ProbeKind(ClassificationKind):
+    capabilities: ClassVar[tuple[str, ...]] = ("features", "embedder")
+
+    def __init__(self, spec: Any, parent: "ProbeKind | None" = None):
+        super().__init__(spec)
+        self.parent = parent
+        self.probe: dict = dict((parent.spec if parent else spec).get("probe") or {})
+        self._training: sampling.Split | None = None
+        self._skipped: list[dict] = []
+
+    def expand(self) -> list[tuple[Any, "ProbeKind"]]:
+        views: list[tuple[Any, ProbeKind]] = []
+        if (self.sampling.get("test_per_class", 50)) != 0:
+            views.append((self.spec, self))
+        for name, ts in (self.spec.get("test_sets") or {}).items():
+            data = {k: v for k, v in self.spec.data.items() if k not in ("test_sets", "data", "sampling", "name")}
+            data.update({"name": f"{self.spec.name}.{name}", "data": ts["data"],
+                         "sampling": {"seed": self.sampling.get("seed", 42), **(ts.get("sampling") or {}),
+                                      "train_per_class": 0, "val_per_class": 0, "fewshot_per_class": 0},
+                         "_trained_on": self.spec.name})
+            if ts.get("description"):
+                data["description"] = ts["description"]
+            view = Spec("task", data["name"], data, self.spec.path, self.spec.origin, self.spec.chain)
+            views.append((view, ProbeKind(view, parent=self)))
+        if not views:
+            raise IncompatibleError(f"task '{self.spec.name}': sampling.test_per_class is 0 and there are no "
+                                    f"test_sets, so nothing would be tested; fix {self.spec.path}")
+        return views
+
+    def settings_for(self, capability: str) -> list[str]:
+        return ["probe"]
+
+    def check_model(self, model_name: str, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise IncompatibleError(f"task '{self.spec.name}' (probe) needs frozen image features, but model "
+                                    f"'{model_name}' is a {capability} model; use a features or embedder model "
+                                    f"(e.g. dinobloom-s, dinov2-s, clip-vit-b32)")
+
+    def training_split(self) -> sampling.Split:
+        """The train / val (and in-domain test) split of this task's data, drawn once."""
+        if self.parent is not None:
+            return self.parent.training_split()
+        if self._training is None:
+            data = dict(self.spec.get("data"))
+            source = SOURCES.get(data.pop("source"))(data, self.spec)
+            self._training = sampling.draw(source.samples(), self.labels, self.sampling)
+            self._skipped = source.skipped
+            if not self._training.train:
+                raise DataError(f"task '{self.spec.name}': no training images (sampling.train_per_class is "
+                                f"{self.sampling.get('train_per_class', 0)}); set it in {self.spec.path}")
+        return self._training
+
+    def prepare(self, limit: int | None = None) -> PreparedTask:
+        train = self.training_split()
+        if self.parent is None:
+            split = sampling.Split(test=list(train.test), train=list(train.train), val=list(train.val),
+                                   shortfalls=list(train.shortfalls))
+            skipped = self._skipped
+        else:
+            data = dict(self.spec.get("data"))
+            source = SOURCES.get(data.pop("source"))(data, self.spec)
+            ext = sampling.draw(source.samples(), self.labels, self.sampling)
+            split = sampling.Split(test=ext.test, train=list(train.train), val=list(train.val),
+                                   shortfalls=ext.shortfalls)
+            skipped = source.skipped
+        if not split.test:
+            raise DataError(f"task '{self.spec.name}': no test samples with any of the task's labels under "
+                            f"{self.spec.get('data', {}).get('root')}; check data.label_map in {self.spec.path}")
+        if limit:
+            split.test = split.test[:limit]
+        return PreparedTask(self.spec, self.labels, split, skipped, self)
+
+    def metric_names(self) -> list[str]:
+        return list(self.spec.get("metrics") or PROBE_METRICS)
