@@ -263,3 +263,72 @@ def test_vlm_hidden_states_two_layers_each_pooling(tmp_path):
     assert [e["setting"] for e in res["evaluations"]] == [f"probe:layer{l}/{p}" for l in (1, 2)
                                                          for p in ("mean", "last", "image_tokens")]
     assert all(e["errors"] == 0 and e["probe"]["feature_dim"] == 32 for e in res["evaluations"])
+
+
+def test_probe_benchmarks_load_their_published_layouts(tmp_path, monkeypatch):
+    from probe_fixtures import CRC, ISIC, PANNUKE_CASES, build_probe_data
+
+    from cytoreg.registry.builtins import TASK_KINDS
+
+    build_probe_data(tmp_path)
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path))
+    d = tmp_path / "specs"
+    d.mkdir()
+    for t in ("han-t2-pannuke", "han-t4-isic2020"):  # the fixtures are too small for 500 / 100 test images per class
+        (d / f"{t}.yaml").write_text(f"spec: task/v1\nname: {t}-small\nextends: {t}\nsampling: {{test_per_class: 1}}\n")
+    cat = Catalog.load([d])
+
+    def views(name):
+        kind = TASK_KINDS.get("probe")(cat.task(name))
+        return {spec.name: k.prepare() for spec, k in kind.expand()}
+
+    t1 = views("han-t1-crc")
+    assert list(t1) == ["han-t1-crc.crc-val-he-7k"]  # tested only on the other patients' set
+    p = t1["han-t1-crc.crc-val-he-7k"]
+    assert p.labels == ["adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle",
+                        "normal colon mucosa", "cancer-associated stroma", "colorectal adenocarcinoma epithelium"]
+    assert len(p.split.train) == 9 * 3 and len(p.test) == 9 * 2
+    assert all("TCGA" in s.id for s in p.test) and not any("TCGA" in s.id for s in p.split.train)
+    assert {s.id.split("/")[0] for s in p.test} == set(CRC)
+
+    t2 = views("han-t2-pannuke-small")["han-t2-pannuke-small"]
+    expected = [lab for _, lab in PANNUKE_CASES if lab] * 3
+    got = sorted(s.label for s in t2.test + t2.split.train)
+    assert got == sorted(expected)
+    assert len(t2.skipped) == 3 * sum(1 for _, lab in PANNUKE_CASES if lab is None)
+    assert any("neither benign nor malignant" in s["reason"] for s in t2.skipped)
+    img = _open_ref(t2.test[0].image)
+    assert img.size == (256, 256) and t2.test[0].meta["tissue"] in {"breast", "colon", "adrenal gland",
+                                                                    "bile duct", "skin", "lung"}
+
+    t3 = views("han-t3-isic2018")["han-t3-isic2018.test"]
+    assert len(t3.split.train) == 14 and len(t3.test) == 7
+    assert sorted(s.label for s in t3.test) == sorted(t3.labels) and len(t3.labels) == len(ISIC)
+    t4 = views("han-t4-isic2020-small")["han-t4-isic2020-small"]
+    assert sorted(s.label for s in t4.test + t4.split.train) == ["benign"] * 6 + ["malignant"] * 2
+    t5 = views("han-t5-dr")["han-t5-dr.aptos"]
+    assert len(t5.split.train) == 10 and len(t5.test) == 10 and t5.test[0].image.path.suffix == ".png"
+    assert {s.label for s in t5.test} == set(t5.labels)
+
+
+def _open_ref(ref):
+    from cytoreg.tasks.samples import open_image
+
+    return open_image(ref.read_bytes(), str(ref))
+
+
+def test_onehot_rows_must_have_exactly_one_class(tmp_path, monkeypatch):
+    from probe_fixtures import build_probe_data
+
+    from cytoreg.errors import DataError
+    from cytoreg.registry.builtins import TASK_KINDS
+
+    build_probe_data(tmp_path)
+    gt = tmp_path / "isic2018/ISIC2018_Task3_Training_GroundTruth/ISIC2018_Task3_Training_GroundTruth.csv"
+    lines = gt.read_text().splitlines()
+    lines[3] = lines[3].replace("0.0", "1.0", 1)
+    gt.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path))
+    kind = TASK_KINDS.get("probe")(Catalog.load().task("han-t3-isic2018"))
+    with pytest.raises(DataError, match=r"Training_GroundTruth.csv:4: 2 of the one-hot columns .* are set \(MEL, "):
+        kind.expand()[0][1].prepare()

@@ -55,6 +55,8 @@ for _name, _target, _desc in [
      "Hugging Face datasets: local imagefolder, save_to_disk folder, or hub id"),
     ("vlmeval_tsv", "cytoreg.tasks.sources.tsv:VLMEvalTSVSource",
      "VLMEvalKit TSV (base64 image, question, options A..., answer)"),
+    ("pannuke", "cytoreg.tasks.sources.pannuke:PanNukeSource",
+     "PanNuke folds (images / masks / types .npy) as benign vs malignant by PLIP's nuclei rule"),
     ("nejm_json", "cytoreg.tasks.sources.nejm:NEJMSource",
      "NEJM Image Challenge cases in the public scraped JSON format + a folder of IC<YYYYMMDD> images"),
 ]:

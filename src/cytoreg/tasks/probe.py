@@ -70,7 +70,8 @@ class ProbeKind(ClassificationKind):
             self._skipped = source.skipped
             if not self._training.train:
                 raise DataError(f"task '{self.spec.name}': no training images (sampling.train_per_class is "
-                                f"{self.sampling.get('train_per_class', 0)}); set it in {self.spec.path}")
+                                f"{self.sampling.get('train_per_class', 0)}, and {len(self._training.test)} images "
+                                f"went to the test split first); adjust sampling in {self.spec.path}")
         return self._training
 
     def prepare(self, limit: int | None = None) -> PreparedTask:

@@ -28,6 +28,8 @@ class ManifestSource(Source):
             "path_template": {"type": "string", "description": "e.g. 'test/{image_name}' built from row columns"},
             "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
             "unmapped": {"enum": ["error", "skip"]},
+            "onehot_columns": {"type": "array", "minItems": 2, "items": {"type": "string"},
+                               "description": "label = the one column holding 1 (ISIC 2018: MEL,NV,BCC,...)"},
             "filter": {"type": "object", "additionalProperties": {"type": ["string", "array"]},
                        "description": "keep rows whose column equals the value (or one of the values)"},
         },
@@ -72,13 +74,14 @@ class ManifestSource(Source):
         label_map = self.options.get("label_map")
         unmapped = self.options.get("unmapped", "error")
         filters = {k: (v if isinstance(v, list) else [v]) for k, v in (self.options.get("filter") or {}).items()}
+        onehot = self.options.get("onehot_columns")
         for line, row in self.rows():
             where = f"{m}:{line}"
             if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
                 continue
             try:
                 rel = tmpl.format(**row) if tmpl else row[path_col]
-                raw = row[label_col]
+                raw = self._onehot(row, onehot, where) if onehot else row[label_col]
             except KeyError as exc:
                 raise DataError(f"{where}: column {exc} missing; columns are {', '.join(row)} "
                                 f"(set data.path_column / data.label_column in {self.task.path})") from None
@@ -102,5 +105,19 @@ class ManifestSource(Source):
             if not path.is_absolute():
                 path = root / path
             sid = str(row[id_col]) if id_col else Path(rel).as_posix()
-            meta = {k: v for k, v in row.items() if k not in (path_col, label_col)}
+            meta = {k: v for k, v in row.items() if k not in (path_col, label_col, *(onehot or ()))}
             yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta)
+
+    def _onehot(self, row: dict, columns: list[str], where: str) -> str:
+        hot = []
+        for c in columns:
+            try:
+                if float(row[c]) >= 0.5:
+                    hot.append(c)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: column '{c}' holds {row[c]!r}, not 0 or 1 (data.onehot_columns in "
+                                f"{self.task.path})") from None
+        if len(hot) != 1:
+            raise DataError(f"{where}: {len(hot)} of the one-hot columns {', '.join(columns)} are set "
+                            f"({', '.join(hot) or 'none'}); exactly one must be")
+        return hot[0]
