@@ -109,3 +109,17 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def merge_from(self, other: str | Path) -> int:
+        """Copy every response of another cache file that this one lacks; returns how many."""
+        with self._lock:
+            before = self._conn.total_changes
+            self._conn.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                self._conn.execute("BEGIN")
+                self._conn.execute("INSERT OR IGNORE INTO responses SELECT * FROM other.responses")
+                self._conn.execute("COMMIT")
+            finally:
+                self._conn.execute("DETACH DATABASE other")
+            return self._conn.total_changes - before
+

@@ -104,9 +104,30 @@ def cmd_eval(args) -> int:
                      limit=args.limit, device=args.device, concurrency=args.concurrency,
                      bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress,
                      judge=args.judge)
+    if args.shard:
+        from cytoreg.engine.distributed import parse_shard
+
+        cfg.shard = parse_shard(args.shard)
     results = evaluate(cfg)
+    if "shard" in results:
+        i, n = results["shard"]
+        _console().print(f"shard {i}/{n} cached in {cfg.output}; when all {n} are done: cytoreg merge DIRS... "
+                         f"--output DIR")
+        return 0
+    if "evaluations" not in results:  # a rank other than 0 of torchrun / accelerate: rank 0 reports
+        return 0
     print_summary(results, _console())
     _console().print(f"results: {cfg.output / 'results.json'}  samples: {cfg.output / 'samples.jsonl'}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from cytoreg.engine.distributed import merge
+    from cytoreg.report.summary import print_summary
+
+    results = merge([Path(d) for d in args.runs], Path(args.output))
+    print_summary(results, _console())
+    _console().print(f"results: {Path(args.output) / 'results.json'}")
     return 0
 
 
@@ -187,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="max concurrent API requests (overrides model specs)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for CIs (overrides task specs)")
     p.add_argument("--seed", type=int, default=0, help="seed for statistics and baselines")
+    p.add_argument("--shard", metavar="I/N", help="fill the caches for shard I of N only (job arrays); then "
+                   "`cytoreg merge` the N output folders")
     p.add_argument("--judge", metavar="MODEL", help="generative model that maps replies the rules could not "
                    "parse to a label (seed A's answer cleaning, e.g. gpt4o); cached like any request")
     p.add_argument("--no-progress", action="store_true")
@@ -198,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--task")
     p.set_defaults(fn=cmd_cache)
+
+    p = sub.add_parser("merge", help="combine `eval --shard I/N` outputs and score them together")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--output", required=True, help="folder for the merged caches and results")
+    p.set_defaults(fn=cmd_merge)
 
     p = sub.add_parser("leaderboard", help="merge run folders into Markdown / CSV / HTML leaderboards")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by `cytoreg eval --output` "

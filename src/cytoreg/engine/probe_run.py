@@ -17,7 +17,8 @@ from cytoreg.tasks.samples import sha256
 
 
 def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Callable[[int], None]],
-              stats: CallStats) -> list:
+              stats: CallStats, fill_only: bool = False) -> list:
+    """Evaluations per feature key; with ``fill_only`` (a shard) only the feature store is filled."""
     from cytoreg.engine.features import FeatureStore, extract_features
     from cytoreg.engine.runner import Evaluation
 
@@ -37,6 +38,8 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
     t0 = time.perf_counter()
     errors = extract_features(fx, [s.image for s in order], shas, store, bar(len(order)), stats)
     stats.wall_s += time.perf_counter() - t0
+    if fill_only:
+        return []
     ok = {s.id for i, s in enumerate(order) if i not in errors}
     train = [s for s in split.train if s.id in ok]
     val = [s for s in split.val if s.id in ok]

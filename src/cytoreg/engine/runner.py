@@ -38,6 +38,8 @@ class EvalConfig:
     bootstrap: int | None = None       # overrides the task spec's statistics.bootstrap
     seed: int = 0                      # seed for statistics and baselines
     judge: str | None = None           # model that maps replies the rules could not parse
+    shard: tuple[int, int] | None = None  # (i, n): fill the caches for this shard only; no results
+    skip_api: bool = False             # in a shard: leave API (concurrent) generators to the merge step
     progress: bool = True
 
 
@@ -101,15 +103,24 @@ def _progress(enabled: bool):
                     transient=False)
 
 
-def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
+def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bool = True) -> dict:
+    """Run and score everything; under torchrun / accelerate (WORLD_SIZE > 1) the ranks share the
+    work (see :mod:`cytoreg.engine.distributed`). With ``cfg.shard`` only that shard's caches are
+    filled and ``shard.json`` is written; ``cytoreg merge`` scores the shards together."""
+    from cytoreg.engine import distributed as dist
     from cytoreg.report.results import write_results
 
+    if distributed and cfg.shard is None and dist.world_size() > 1:
+        return dist.run(cfg, catalog)
     catalog = catalog or Catalog.load(cfg.include)
     pairs = plan(cfg, catalog)
     prepared: dict[str, PreparedTask] = {}
     for tspec, kind, _, _ in pairs:
         if tspec.name not in prepared:
             prepared[tspec.name] = kind.prepare(cfg.limit)
+    if cfg.shard is not None:
+        for prep in prepared.values():
+            dist.keep_shard(prep.split, *cfg.shard)
     cfg.output.mkdir(parents=True, exist_ok=True)
     cache = ResponseCache(cfg.cache or cfg.output / "cache.sqlite")
     evaluations: list[Evaluation] = []
@@ -134,9 +145,16 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
                                  "fingerprint": adapter.fingerprint()}
                 # adapters load lazily, on the first request the caches cannot answer: a fully
                 # cached rerun needs neither the weights nor an API key
+                if cfg.shard is not None and (isinstance(adapter, Baseline) or (
+                        cfg.skip_api and isinstance(adapter, Generator) and adapter.mode == "concurrent")):
+                    continue  # nothing to cache (baselines), or left to the merge step (APIs)
                 for tspec, kind, _, _ in mpairs:
                     prep = prepared[tspec.name]
+                    if cfg.shard is not None and not (prep.test or prep.split.train or prep.split.val):
+                        continue
                     for setting in kind.settings_for(adapter.capability):
+                        if cfg.shard is not None and setting != "probe" and not prep.test:
+                            continue
                         result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
                         evaluations += result if isinstance(result, list) else [result]
                 adapter.close()
@@ -144,6 +162,8 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None) -> dict:
         if judge is not None:
             judge.close()
         cache.close()
+    if cfg.shard is not None:
+        return dist.write_shard_manifest(cfg, prepared)
     return write_results(cfg, prepared, models, evaluations)
 
 
@@ -171,7 +191,8 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
     if setting == "probe":
         from cytoreg.engine.probe_run import run_probe
 
-        return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats)
+        return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats,
+                         fill_only=cfg.shard is not None)
     if isinstance(adapter, Baseline):
         prior = statistics.class_distribution([s.label for s in samples], labels)
         preds, scores = adapter.predict([s.id for s in samples], labels, prior, cfg.seed)

@@ -68,9 +68,9 @@ class ClassificationKind:
                                     f"'{model_name}' cannot classify; add them to {self.spec.path}")
 
     def prepare(self, limit: int | None = None) -> PreparedTask:
-        data = dict(self.spec.get("data"))
-        source = SOURCES.get(data.pop("source"))(data, self.spec)
-        split = sampling.draw(source.samples(), self.stratify_labels, self.sampling)
+        stream, source = source_stream(self.spec)
+        data = source.options
+        split = sampling.draw(stream, self.stratify_labels, self.sampling)
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no samples with any of the task's labels were found "
                             f"under {data.get('root', data)}; check data.label_map in {self.spec.path}")
@@ -172,6 +172,23 @@ class ClassificationKind:
 
     def metric_names(self) -> list[str]:
         return list(self.spec.get("metrics") or DEFAULT_METRICS)
+
+
+def source_stream(spec: Any):
+    """(a function streaming the task's samples afresh on each call, the first pass's source).
+
+    Sampling reads the data twice (ids first, then the chosen samples) so that memory does not
+    grow with each row's metadata; skipped rows are recorded by the first pass only."""
+    data = dict(spec.get("data"))
+    cls = SOURCES.get(data.pop("source"))
+    first = cls(dict(data), spec)
+    calls = [0]
+
+    def stream():
+        calls[0] += 1
+        return first.samples() if calls[0] == 1 else cls(dict(data), spec).samples()
+
+    return stream, first
 
 
 def zero_shot_scores(image_emb: np.ndarray, class_emb: np.ndarray, logit_scale: float) -> np.ndarray:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from cytoreg.errors import DataError, IncompatibleError
-from cytoreg.registry.builtins import SOURCES
 from cytoreg.registry.specs import Spec
 from cytoreg.tasks import sampling
-from cytoreg.tasks.kinds import ClassificationKind, PreparedTask
+from cytoreg.tasks.kinds import ClassificationKind, PreparedTask, source_stream
 
 PROBE_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "per_class", "confusion_matrix",
                  "auc_macro", "auc_per_class"]
@@ -64,9 +63,8 @@ class ProbeKind(ClassificationKind):
         if self.parent is not None:
             return self.parent.training_split()
         if self._training is None:
-            data = dict(self.spec.get("data"))
-            source = SOURCES.get(data.pop("source"))(data, self.spec)
-            self._training = sampling.draw(source.samples(), self.labels, self.sampling)
+            stream, source = source_stream(self.spec)
+            self._training = sampling.draw(stream, self.labels, self.sampling)
             self._skipped = source.skipped
             if not self._training.train:
                 raise DataError(f"task '{self.spec.name}': no training images (sampling.train_per_class is "
@@ -81,9 +79,8 @@ class ProbeKind(ClassificationKind):
                                    shortfalls=list(train.shortfalls))
             skipped = self._skipped
         else:
-            data = dict(self.spec.get("data"))
-            source = SOURCES.get(data.pop("source"))(data, self.spec)
-            ext = sampling.draw(source.samples(), self.labels, self.sampling)
+            stream, source = source_stream(self.spec)
+            ext = sampling.draw(stream, self.labels, self.sampling)
             split = sampling.Split(test=ext.test, train=list(train.train), val=list(train.val),
                                    shortfalls=ext.shortfalls)
             skipped = source.skipped
