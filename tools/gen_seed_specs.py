@@ -224,6 +224,26 @@ def main(prompts_file: str) -> None:
     })
 
 
+    write("acevedo-explain", header, {
+        "spec": "task/v1", "name": "acevedo-explain", "extends": "acevedo", "kind": "explain",
+        "description": "seed A's explainability protocol on Acevedo: classify and score 19 morphological features "
+                       "(sum 100), or classify and explain in free text with a self-reported certainty",
+        "settings": ["features", "free_text"],
+        "prompts": {"source": SOURCE_A,
+                    "explain_features": gp["Acevedo|explainability|ask"]["cell_type"],
+                    "explain_text": gp["Acevedo|nonstructured|ask"]["cell_type"]},
+        "explain": {"features": d["explainability_feature_list_19"], "review_per_class": 5, "review_seed": 42},
+        "metrics": ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "invalid_rate", "per_class",
+                    "confusion_matrix"],
+        "reference": {"source": "seed A (Kukuljan et al.), results text: confidence table and expert review",
+                      "metric": "confidence",
+                      "values": {"GPT-4o corr(confidence, correctness)": 0.03,
+                                 "fine-tuned GPT-4o (n=200) corr": 0.20, "Gemini-2.0 corr": 0.05,
+                                 "Llama-3.2 corr": 0.002},
+                      "notes": "expert ratings of fine-tuned GPT-4o explanations: 1.1 +- 0.3 (correct, n=55), "
+                               "2.8 +- 1.4 (wrong), 30% of wrong rated poor or misleading"},
+    })
+
     # acevedo.yaml is maintained by hand; only its judge prompt is (re)written from the seed file
     path = OUT / "acevedo.yaml"
     text = path.read_text()

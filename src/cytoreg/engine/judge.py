@@ -5,8 +5,6 @@ other request, so a rerun or a second model's run reuses them."""
 from __future__ import annotations
 
 import re
-from typing import Any
-
 from cytoreg.cache import ResponseCache, request_key
 from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.models.base import ChatRequest, Generator, Message, Response, TextPart
@@ -22,29 +20,17 @@ def default_prompt(labels: list[str]) -> str:
             f"Write just the label (exactly as written below) and nothing else:\n{listed}")
 
 
-def judge_request(template: str, answer: str, generation: dict[str, Any]) -> ChatRequest:
-    # str.replace, not format: review prompts may hold braces of their own
-    return ChatRequest([Message("user", [TextPart(template.replace("{answer}", answer))])], generation)
-
-
 def needs_judge(record: dict) -> bool:
     return record["parsed"] is None and record["error"] is None and bool((record["response"] or "").strip())
 
 
-def apply_judge(judge: Generator, kind, prep, records: list[dict], cache: ResponseCache,
-                concurrency: int | None = None) -> dict[str, int]:
-    """Re-map the records the rules left invalid; returns the judge's token usage."""
-    todo = [r for r in records if needs_judge(r)]
-    if not todo:
-        return {}
-    by_id = {s.id: s for s in prep.test}
+def ask_judge(judge: Generator, texts: list[str], cache: ResponseCache, task: str, sample_ids: list[str],
+              concurrency: int | None = None) -> list[Response]:
+    """Send text-only prompts to the judge, through the response cache; replies in order."""
     gen = {**DEFAULT_GENERATION, **{k: v for k, v in (judge.spec.get("generation") or {}).items() if k != "tries"}}
     fp = judge.fingerprint()
-    reqs, keys = [], []
-    for r in todo:
-        req = judge_request(kind.judge_prompt(by_id[r["id"]]), r["response"], gen)
-        reqs.append(req)
-        keys.append(request_key(fp, req.canonical()))
+    reqs = [ChatRequest([Message("user", [TextPart(t)])], gen) for t in texts]
+    keys = [request_key(fp, r.canonical()) for r in reqs]
     hits = cache.get_many(keys)
     replies: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i in range(len(keys)) if i not in replies]
@@ -55,10 +41,21 @@ def apply_judge(judge: Generator, kind, prep, records: list[dict], cache: Respon
             i = missing[j]
             replies[i] = resp
             if resp.error is None:
-                cache.put(keys[i], resp, model_fingerprint=fp, model=judge.name, task=prep.spec.name,
-                          sample_id=todo[i]["id"])
+                cache.put(keys[i], resp, model_fingerprint=fp, model=judge.name, task=task, sample_id=sample_ids[i])
 
         run_generator(judge, [reqs[i] for i in missing], done, CallStats(), concurrency)
+    return [replies[i] for i in range(len(keys))]
+
+
+def apply_judge(judge: Generator, kind, prep, records: list[dict], cache: ResponseCache,
+                concurrency: int | None = None) -> dict[str, int]:
+    """Re-map the records the rules left invalid; returns the judge's token usage."""
+    todo = [r for r in records if needs_judge(r)]
+    if not todo:
+        return {}
+    by_id = {s.id: s for s in prep.test}
+    texts = [kind.judge_prompt(by_id[r["id"]]).replace("{answer}", r["response"]) for r in todo]
+    replies = dict(enumerate(ask_judge(judge, texts, cache, prep.spec.name, [r["id"] for r in todo], concurrency)))
     usage: dict[str, int] = {}
     for i, r in enumerate(todo):
         resp = replies[i]

@@ -259,6 +259,9 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
 
         for k, v in apply_judge(judge, kind, prep, records, cache, cfg.concurrency).items():
             usage[k] = usage.get(k, 0) + v
+    if hasattr(kind, "annotate"):  # per-sample parsing a kind adds (explain: feature scores, confidence)
+        for k, v in kind.annotate(prep, records, setting, judge, cache, cfg.concurrency).items():
+            usage[k] = usage.get(k, 0) + v
     top1 = [r["parsed"] for r in records if r["try"] == 0]
     preds = Predictions([s.label for s in prep.test], top1, prep.labels)
     return Evaluation(prep.spec.name, adapter.name, setting, records, preds, stats,

@@ -41,6 +41,8 @@ TASK_KINDS.add("attributes", "cytoreg.tasks.attributes:AttributesKind", kind="ta
                description="several closed label sets (attributes) per image, each asked and scored on the same images")
 TASK_KINDS.add("probe", "cytoreg.tasks.probe:ProbeKind", kind="task kind",
                description="heads on frozen features: logistic / MLP probes, external test sets, label-efficiency curves")
+TASK_KINDS.add("explain", "cytoreg.tasks.explain_kind:ExplainKind", kind="task kind",
+               description="classify + feature-importance scores or free-text explanation; confidence vs correctness")
 TASK_KINDS.add("mcq", "cytoreg.tasks.mcq:MCQKind", kind="task kind",
                description="case text + image + numbered options; fixed shots, top-1 / any-of-k, difficulty strata")
 

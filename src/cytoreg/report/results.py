@@ -78,7 +78,7 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         prep = prepared[ev.task]
         spec, kind = prep.spec, prep.kind
         scored = score(ev, kind.metric_names(), spec.get("statistics") or {}, cfg)
-        scored["metrics"].update(kind.extra_metrics(prep, ev.records))
+        scored["metrics"].update(kind.extra_metrics(prep, ev.records, ev.setting))
         n_err = sum(1 for r in ev.records if r.get("error"))
         evals_out.append({
             "task": ev.task, "model": ev.model, "setting": ev.setting, "n": len(ev.predictions.y_true),

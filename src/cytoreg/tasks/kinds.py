@@ -135,7 +135,7 @@ class ClassificationKind:
 
         return self.prompts.get("judge") or default_prompt(self.labels)
 
-    def extra_metrics(self, prep: PreparedTask, records: list[dict]) -> dict[str, Any]:
+    def extra_metrics(self, prep: PreparedTask, records: list[dict], setting: str = "") -> dict[str, Any]:
         """Metrics at each level of ``hierarchy`` (HiCervix): true and predicted labels mapped to
         their ancestor at that level; samples without an annotation at a level are left out of it."""
         hier = self.spec.get("hierarchy")

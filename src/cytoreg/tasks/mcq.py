@@ -111,7 +111,7 @@ class MCQKind:
     def metric_names(self) -> list[str]:
         return list(self.spec.get("metrics") or ["accuracy", "invalid_rate"])
 
-    def extra_metrics(self, prep: PreparedTask, records: list[dict]) -> dict[str, Any]:
+    def extra_metrics(self, prep: PreparedTask, records: list[dict], setting: str = "") -> dict[str, Any]:
         """Accuracy (top-1 and any-of-k) per human-difficulty stratum."""
         bins = int(self.mcq.get("difficulty_bins", 5))
         by_id: dict[str, list[dict]] = {}

@@ -1,0 +1,152 @@
+"""Expert review of explanations, seed A's protocol, as a round trip:
+
+``export``: from a run's ``samples.jsonl`` (an ``explain`` task, ``free_text``), pick per true
+class N correctly and N wrongly classified cells (seeded), shuffle them, and write a blinded
+sheet: ``review.html`` (image + the model's explanation, nothing about the label or whether the
+model was right) and ``review.csv`` (item, image, explanation, empty ``rating``, ``expert_label``,
+``mistakes``). The answer key goes to ``key.json``, which the expert does not get.
+
+``import``: read the filled CSV (ratings 1 excellent, 2 good, 3 fair, 4 poor, 5 misleading),
+join it to the key and compute the seed's summary: mean ± SD of the rating for correct and
+wrong predictions, the share rated poor or misleading (4–5), and — where the model's
+confidence was read — its correlation with the rating."""
+from __future__ import annotations
+
+import csv
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cytoreg.errors import CytoregError
+
+SCALE = {1: "excellent", 2: "good", 3: "fair", 4: "poor", 5: "misleading or completely incorrect"}
+SHEET_COLUMNS = ["item", "image", "explanation", "rating", "expert_label", "mistakes"]
+
+
+def _rows(run: Path, task: str, model: str, setting: str) -> list[dict]:
+    path = run / "samples.jsonl"
+    if not path.exists():
+        raise CytoregError(f"no samples.jsonl in {run}; pass the folder given to `cytoreg eval --output`")
+    rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = [r for r in rows if r["task"] == task and r["model"] == model and r["setting"] == setting
+            and r.get("try", 0) == 0 and r.get("error") is None and r.get("response")]
+    if not rows:
+        raise CytoregError(f"{path} has no answered {setting} samples of task '{task}' and model '{model}'")
+    return rows
+
+
+def export_review(run: Path, out: Path, task: str, model: str, per_class: int = 5, seed: int = 42,
+                  setting: str = "free_text") -> dict[str, Any]:
+    rows = _rows(Path(run), task, model, setting)
+    rng = np.random.RandomState(seed)
+    picked: list[dict] = []
+    shortfalls = []
+    for label in sorted({r["label"] for r in rows}):
+        for correct in (True, False):
+            pool = sorted((r for r in rows if r["label"] == label and bool(r["correct"]) == correct),
+                          key=lambda r: r["id"])
+            take = [pool[i] for i in rng.permutation(len(pool))[:per_class]]
+            if len(take) < per_class:
+                shortfalls.append({"label": label, "correct": correct, "available": len(take)})
+            picked += take
+    order = rng.permutation(len(picked))
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    key, sheet = [], []
+    for item, j in enumerate(order, start=1):
+        r = picked[j]
+        src = Path(r["image"]) if r.get("image") else None
+        if src is None or not src.exists():
+            raise CytoregError(f"image of sample {r['id']} not found ({r.get('image')}); run the export where "
+                               "the dataset is")
+        name = f"cell_{item:03d}{src.suffix.lower()}"
+        shutil.copy2(src, out / "images" / name)
+        sheet.append({"item": item, "image": f"images/{name}", "explanation": r["response"], "rating": "",
+                      "expert_label": "", "mistakes": ""})
+        key.append({"item": item, "sample_id": r["id"], "true_label": r["label"], "predicted": r["parsed"],
+                    "correct": bool(r["correct"]), "confidence": r.get("confidence")})
+    with (out / "review.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=SHEET_COLUMNS)
+        w.writeheader()
+        w.writerows(sheet)
+    (out / "key.json").write_text(json.dumps({"run": str(run), "task": task, "model": model, "setting": setting,
+                                              "per_class": per_class, "seed": seed, "shortfalls": shortfalls,
+                                              "items": key}, indent=2))
+    scale = "".join(f"<li>{k} – {v}</li>" for k, v in SCALE.items())
+    cards = "".join(
+        f'<div class="item"><h3>Cell {s["item"]}</h3><img src="{html.escape(s["image"])}" alt="cell {s["item"]}">'
+        f'<p class="ask">First classify the cell yourself, then read the explanation.</p><details><summary>'
+        f'explanation</summary><pre>{html.escape(s["explanation"])}</pre></details></div>' for s in sheet)
+    (out / "review.html").write_text(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Explanation review</title><style>'
+        f"body{{font-family:system-ui,sans-serif;margin:24px;max-width:900px}}.item{{border-top:1px solid #ccc;"
+        f"padding:12px 0}}img{{max-width:360px}}pre{{white-space:pre-wrap}}</style></head><body>"
+        f"<h1>Explanation review</h1><p>For each cell: write your own cell type in <code>expert_label</code>, then "
+        f"rate how well the explanation matches the cell's morphology in <code>rating</code> of review.csv:</p>"
+        f"<ul>{scale}</ul>{cards}</body></html>", encoding="utf-8")
+    return {"items": len(sheet), "shortfalls": shortfalls, "out": str(out)}
+
+
+def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
+    folder = Path(folder)
+    key_path = folder / "key.json"
+    if not key_path.exists():
+        raise CytoregError(f"no key.json in {folder}; pass the folder written by `cytoreg review export`")
+    key = json.loads(key_path.read_text())
+    ratings = Path(ratings) if ratings else folder / "review.csv"
+    by_item = {k["item"]: k for k in key["items"]}
+    rated: list[dict] = []
+    problems: list[str] = []
+    seen: set[int] = set()
+    with ratings.open(newline="", encoding="utf-8-sig") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                item = int(row["item"])
+            except (KeyError, ValueError):
+                problems.append(f"{ratings}:{line}: no item number")
+                continue
+            seen.add(item)
+            value = (row.get("rating") or "").strip()
+            if item not in by_item:
+                problems.append(f"{ratings}:{line}: item {item} is not in key.json")
+            elif value not in {"1", "2", "3", "4", "5"}:
+                problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
+            else:
+                rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
+    missing = sorted(set(by_item) - seen)
+    if missing:
+        problems.append(f"{ratings}: {len(missing)} item(s) missing from the sheet: {', '.join(map(str, missing[:10]))}")
+    if problems:
+        raise CytoregError("the review sheet has problems:\n" + "\n".join(problems))
+    summary = review_summary(rated)
+    summary.update({"task": key["task"], "model": key["model"], "run": key["run"]})
+    (folder / "review_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def review_summary(rated: list[dict]) -> dict[str, Any]:
+    """Seed A's numbers: mean ± SD (population SD, ddof 0, as its analysis) per correctness, share
+    rated 4–5; correlation of model confidence (seed scale) with the rating where both exist."""
+    def part(rs: list[dict]) -> dict[str, Any]:
+        v = np.array([r["rating"] for r in rs], float)
+        return {"n": int(len(v)), "mean": float(v.mean()) if len(v) else None,
+                "sd": float(v.std(ddof=0)) if len(v) else None,
+                "share_poor_or_misleading": float(np.mean(v >= 4)) if len(v) else None,
+                "distribution": {str(k): int((v == k).sum()) for k in SCALE}}
+
+    both = [r for r in rated if r.get("confidence") is not None]
+    corr = None
+    if len(both) > 2:
+        a = np.array([r["confidence"] for r in both], float)
+        b = np.array([r["rating"] for r in both], float)
+        if a.std() > 0 and b.std() > 0:
+            corr = float(np.corrcoef(a, b)[0, 1])
+    agree = [r for r in rated if r.get("expert_label")]
+    return {"correct": part([r for r in rated if r["correct"]]), "wrong": part([r for r in rated if not r["correct"]]),
+            "all": part(rated), "corr_confidence_rating": corr,
+            "expert_agrees_with_truth": (sum(r["expert_label"].lower() == str(r["true_label"]).lower() for r in agree)
+                                         / len(agree)) if agree else None}
