@@ -147,3 +147,33 @@ class ExactMatchRate(evaluate.Metric):
     p = Predictions(["a", "b", "c", "a"], ["a", "b", None, "b"], ["a", "b", "c"])
     out = compute([f"evaluate:{script}"], p)
     assert out[f"evaluate:{script}"] == pytest.approx(0.5)
+
+
+def test_results_compare_every_model_pair_with_a_paired_bootstrap(tmp_path):
+    """results.json's comparisons equal a paired bootstrap done by hand with scikit-learn on the
+    same resample indices (a difference of weighted F1 per resample)."""
+    import json
+
+    from sklearn.metrics import f1_score
+
+    from cytoreg.engine.runner import EvalConfig, evaluate
+
+    res = evaluate(EvalConfig(["demo"], ["random", "prior"], output=tmp_path, progress=False, bootstrap=300))
+    (cmp,) = res["comparisons"]
+    assert (cmp["a"], cmp["b"], cmp["metric"], cmp["resamples"]) == ("random", "prior", "f1_weighted", 300)
+    rows = [json.loads(l) for l in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    y = [r["label"] for r in rows if r["model"] == "random"]
+    pa = [r["parsed"] for r in rows if r["model"] == "random"]
+    pb = [r["parsed"] for r in rows if r["model"] == "prior"]
+    labels = res["tasks"]["demo"]["labels"]
+
+    def f1(yy, pp):
+        return f1_score(yy, pp, labels=sorted(set(yy)), average="weighted", zero_division=0)
+
+    assert cmp["difference"] == pytest.approx(f1(y, pa) - f1(y, pb), abs=1e-12)
+    idx = statistics._resample_indices(len(y), 300, 0)
+    diffs = np.array([f1([y[i] for i in ix], [pa[i] for i in ix]) - f1([y[i] for i in ix], [pb[i] for i in ix])
+                      for ix in idx])
+    assert cmp["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))), abs=1e-9)
+    assert cmp["low"] == pytest.approx(np.quantile(diffs, 0.025), abs=1e-9)
+    assert labels and len(y) == res["tasks"]["demo"]["n_test"]

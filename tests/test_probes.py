@@ -332,3 +332,16 @@ def test_onehot_rows_must_have_exactly_one_class(tmp_path, monkeypatch):
     kind = TASK_KINDS.get("probe")(Catalog.load().task("han-t3-isic2018"))
     with pytest.raises(DataError, match=r"Training_GroundTruth.csv:4: 2 of the one-hot columns .* are set \(MEL, "):
         kind.expand()[0][1].prepare()
+
+
+def test_layers_flag_sweeps_layer_wise_models_and_refuses_others(specs, tmp_path):
+    from cytoreg.cli import main
+    from cytoreg.errors import IncompatibleError
+
+    d, _ = specs
+    assert main(["eval", "--tasks", "demo-probe", "--models", "tinybloom", "--include", str(d), "--layers", "1",
+                 "--output", str(tmp_path / "run"), "--no-progress", "--bootstrap", "10"]) == 0
+    res = json.loads((tmp_path / "run/results.json").read_text())
+    assert [e["setting"] for e in res["evaluations"]] == ["probe:cls", "probe:block1/cls", "probe:block1/mean"]
+    with pytest.raises(IncompatibleError, match="--layers: model 'random'"):
+        evaluate(EvalConfig(["demo"], ["random"], output=tmp_path / "x", progress=False, layers=[1]))

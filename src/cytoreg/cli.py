@@ -104,6 +104,11 @@ def cmd_eval(args) -> int:
                      limit=args.limit, device=args.device, concurrency=args.concurrency,
                      bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress,
                      judge=args.judge)
+    if args.layers:
+        try:
+            cfg.layers = [int(x) for x in _split([args.layers])]
+        except ValueError:
+            raise CytoregError(f"--layers {args.layers!r}: give layer numbers, e.g. 8,16,24") from None
     if args.shard:
         from cytoreg.engine.distributed import parse_shard
 
@@ -229,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="max concurrent API requests (overrides model specs)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for CIs (overrides task specs)")
     p.add_argument("--seed", type=int, default=0, help="seed for statistics and baselines")
+    p.add_argument("--layers", metavar="L1,L2,...", help="layer sweep for layer-wise feature models (hf_hidden: "
+                   "1 = first block; timm: block index); one evaluation per layer × pooling")
     p.add_argument("--shard", metavar="I/N", help="fill the caches for shard I of N only (job arrays); then "
                    "`cytoreg merge` the N output folders")
     p.add_argument("--judge", metavar="MODEL", help="generative model that maps replies the rules could not "

@@ -18,11 +18,14 @@ BatchCallback = Callable[[list[int], np.ndarray, list[tuple[int, str]]], None]
 
 
 def default_workers(n_items: int, batch_size: int) -> int:
-    """One worker per core (at most 4: the main process mostly waits on the model); none for a
-    single batch, where worker start-up costs more than it saves."""
+    """One worker per core (at most 4: the main process mostly waits on the model; per rank, the
+    cores divided among the local ranks); none for a single batch, where worker start-up costs
+    more than it saves."""
     if n_items <= batch_size:
         return 0
-    return min(4, os.cpu_count() or 1)
+    # under torchrun / accelerate the ranks share the cores
+    per_rank = max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return min(4, per_rank)
 
 
 class _Images(Dataset):

@@ -38,6 +38,7 @@ class EvalConfig:
     bootstrap: int | None = None       # overrides the task spec's statistics.bootstrap
     seed: int = 0                      # seed for statistics and baselines
     judge: str | None = None           # model that maps replies the rules could not parse
+    layers: list[int] | None = None    # overrides params.layers of layer-wise feature models (a sweep)
     shard: tuple[int, int] | None = None  # (i, n): fill the caches for this shard only; no results
     skip_api: bool = False             # in a shard: leave API (concurrent) generators to the merge step
     progress: bool = True
@@ -140,6 +141,8 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
             for mname, mpairs in by_model.items():
                 mspec, adapter_cls = mpairs[0][2], mpairs[0][3]
                 adapter: ModelAdapter = adapter_cls(mspec, device=cfg.device)
+                if cfg.layers is not None:
+                    _override_layers(adapter, cfg.layers)
                 models[mname] = {"adapter": mspec.get("adapter"), "capability": adapter.capability,
                                  "spec_hash": mspec.hash, "origin": mspec.origin,
                                  "fingerprint": adapter.fingerprint()}
@@ -165,6 +168,13 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     if cfg.shard is not None:
         return dist.write_shard_manifest(cfg, prepared)
     return write_results(cfg, prepared, models, evaluations)
+
+
+def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:
+    if "layers" not in (adapter.params_schema.get("properties") or {}):
+        raise IncompatibleError(f"--layers: model '{adapter.name}' ({adapter.spec.get('adapter')}) has no layers to "
+                                "choose; use it with hf_hidden or timm models")
+    adapter.params["layers"] = list(layers)
 
 
 def _bar(progress, label: str, total: int):

@@ -98,6 +98,7 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         "models": models,
         "evaluations": evals_out,
         "groups": group_summaries(tasks_out, evals_out, evaluations),
+        "comparisons": comparisons(cfg, prepared, evaluations),
     })
     out = Path(cfg.output)
     atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
@@ -109,6 +110,35 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
                                             "image": where.get(r["id"])}), ensure_ascii=False))
     atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return results
+
+
+def comparisons(cfg, prepared: dict, evaluations: list) -> list[dict]:
+    """Every pair of models on the same task × setting: paired bootstrap of the task's primary
+    metric (both resampled on the same indices; the spec's ``statistics.paired_bootstrap``
+    resamples, or ``--bootstrap``), with the difference, its CI and a two-sided p-value."""
+    groups: dict[tuple[str, str], list] = {}
+    for ev in evaluations:
+        groups.setdefault((ev.task, ev.setting), []).append(ev)
+    out = []
+    for (task, setting), evs in groups.items():
+        if len(evs) < 2:
+            continue
+        spec = prepared[task].spec
+        stats = spec.get("statistics") or {}
+        metric = spec.get("primary_metric") or "f1_weighted"
+        resamples = cfg.bootstrap if cfg.bootstrap is not None else int(stats.get("paired_bootstrap", 2000))
+        if resamples <= 0:
+            continue
+        for i in range(len(evs)):
+            for j in range(i + 1, len(evs)):
+                a, b = evs[i], evs[j]
+                try:
+                    r = statistics.paired_bootstrap(a.predictions, b.predictions, metric, resamples,
+                                                    int(stats.get("seed", cfg.seed)), float(stats.get("confidence", 0.95)))
+                except (ValueError, KeyError):
+                    continue  # not the same samples (a limit or a failure changed one side), or no such metric
+                out.append({"task": task, "setting": setting, "a": a.model, "b": b.model, "metric": metric, **r})
+    return out
 
 
 def _count(values) -> dict[str, int]:
