@@ -108,6 +108,31 @@ def build_dr(root: Path, pool) -> None:
 
 def build_probe_data(root: Path) -> Path:
     pool = _pool()
-    for fn in (build_kather, build_pannuke, build_isic2018, build_isic2020, build_dr):
+    for fn in (build_kather, build_pannuke, build_isic2018, build_isic2020, build_dr, build_padchest):
         fn(root, pool)
     return root
+
+
+PADCHEST_ROWS = [  # (Labels cell, how many rows)
+    ("['normal']", 6), ("['pleural effusion', 'cardiomegaly']", 4), ("['pleural effusion']", 3),
+    ("['cardiomegaly', 'aortic elongation']", 3), ("['COPD signs']", 2),
+]
+
+
+def build_padchest(root: Path, pool) -> None:
+    """PadChest's CSV (Labels as Python list literals) and 16-bit PNGs under <ImageDir>/."""
+    base = root / "padchest"
+    base.mkdir(parents=True)
+    with (base / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ImageID", "ImageDir", "StudyDate_DICOM", "Projection", "Labels"])
+        n = 0
+        for labels, count in PADCHEST_ROWS:
+            for _ in range(count):
+                d = base / str(n % 3)
+                d.mkdir(exist_ok=True)
+                name = f"{216840111366964012 + n}_{n:04d}.png"
+                arr = np.asarray(Image.open(next(pool)).convert("L").resize((64, 64)), dtype=np.uint16) * 257
+                Image.fromarray(arr).save(d / name)
+                w.writerow([name, n % 3, "20150101", "PA", labels])
+                n += 1

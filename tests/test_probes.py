@@ -345,3 +345,33 @@ def test_layers_flag_sweeps_layer_wise_models_and_refuses_others(specs, tmp_path
     assert [e["setting"] for e in res["evaluations"]] == ["probe:cls", "probe:block1/cls", "probe:block1/mean"]
     with pytest.raises(IncompatibleError, match="--layers: model 'random'"):
         evaluate(EvalConfig(["demo"], ["random"], output=tmp_path / "x", progress=False, layers=[1]))
+
+
+def test_padchest_findings_become_binary_views_with_a_mean_auc(specs, tmp_path, monkeypatch):
+    from probe_fixtures import PADCHEST_ROWS, build_probe_data
+
+    d, _ = specs
+    build_probe_data(tmp_path / "data")
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path / "data"))
+    (d / "pad.yaml").write_text("spec: task/v1\nname: small-padchest\nextends: han-t7-padchest\n"
+                                "findings: [normal, pleural effusion, cardiomegaly]\n"
+                                "sampling: {seed: 42, test_per_class: 2, train_per_class: 4}\nprobe: {seed: 0}\n")
+    res = evaluate(EvalConfig(["small-padchest"], ["tinybloom"], output=tmp_path / "run", include=[str(d)],
+                              progress=False, bootstrap=10))
+    names = [e["task"] for e in res["evaluations"]]
+    assert names == ["small-padchest.normal", "small-padchest.pleural-effusion", "small-padchest.cardiomegaly"]
+    rows = [json.loads(l) for l in (tmp_path / "run/samples.jsonl").read_text().splitlines()]
+    truth = {}
+    n = 0
+    for labels, count in PADCHEST_ROWS:
+        for _ in range(count):
+            truth[f"{216840111366964012 + n}_{n:04d}.png"] = labels
+            n += 1
+    for r in rows:
+        finding = {"small-padchest.normal": "normal", "small-padchest.pleural-effusion": "pleural effusion",
+                   "small-padchest.cardiomegaly": "cardiomegaly"}[r["task"]]
+        assert r["label"] == ("present" if f"'{finding}'" in truth[r["id"]] else "absent")
+    (group,) = res["groups"]["small-padchest"]
+    aucs = [e["metrics"]["auc_macro"] for e in res["evaluations"]]
+    assert group["auc_macro_mean"] == pytest.approx(sum(aucs) / 3)
+    assert all(res["tasks"][t]["labels"] == ["absent", "present"] for t in names)

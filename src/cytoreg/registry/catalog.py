@@ -138,7 +138,7 @@ def check_task(data: dict, where: str) -> list[str]:
         opts = {k: v for k, v in data["data"].items() if k != "source"}
         _check_options(getattr(source_cls, "options_schema", None), opts, where, "data", problems)
     labels = data.get("labels")
-    if kind_cls is not None and getattr(kind_cls, "needs_labels", False) and not labels:
+    if kind_cls is not None and getattr(kind_cls, "needs_labels", False) and not labels and not data.get("findings"):
         problems.append(f"{where}: labels: a '{data['kind']}' task needs a non-empty list of at least 2 labels")
     labels = labels or []
     seen: set[str] = set()

@@ -171,7 +171,7 @@ def group_summaries(tasks_out: dict, evals_out: list[dict], evaluations: list) -
         for slot in slots.values():
             m = slot["members"]
             row = {"model": slot["model"], "setting": slot["setting"], "members": [x["task"] for x in m]}
-            for metric in ("accuracy", "f1_weighted", "f1_macro"):
+            for metric in ("accuracy", "f1_weighted", "f1_macro", "auc_macro"):
                 vals = [x["metrics"].get(metric) for x in m if x["metrics"].get(metric) is not None]
                 row[f"{metric}_mean"] = sum(vals) / len(vals) if vals else None
             labels = sorted(set(slot["y"]))

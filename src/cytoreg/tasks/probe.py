@@ -9,6 +9,7 @@ data. With ``test_per_class: 0`` only the external views run. Each feature key o
 ``probe:<key>``; ``probe.n_per_class`` / ``probe.fractions`` add label-efficiency curves."""
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from cytoreg.errors import DataError, IncompatibleError
@@ -31,6 +32,8 @@ class ProbeKind(ClassificationKind):
         self._skipped: list[dict] = []
 
     def expand(self) -> list[tuple[Any, "ProbeKind"]]:
+        if self.spec.get("findings") and self.parent is None and not self.spec.get("_finding"):
+            return self._finding_views()
         views: list[tuple[Any, ProbeKind]] = []
         if (self.sampling.get("test_per_class", 50)) != 0:
             views.append((self.spec, self))
@@ -48,6 +51,21 @@ class ProbeKind(ClassificationKind):
             raise IncompatibleError(f"task '{self.spec.name}': sampling.test_per_class is 0 and there are no "
                                     f"test_sets, so nothing would be tested; fix {self.spec.path}")
         return views
+
+    def _finding_views(self) -> list[tuple[Any, "ProbeKind"]]:
+        """Multi-label tasks (PadChest): one binary view per finding, absent / present, each sampled
+        per stratum and probed one-vs-rest; the group reports the mean AUC (seed B's macro AUC)."""
+        out = []
+        for finding in self.spec.get("findings"):
+            slug = re.sub(r"[^a-z0-9]+", "-", finding.lower()).strip("-")
+            data = {k: v for k, v in self.spec.data.items() if k not in ("findings", "name", "labels", "data")}
+            data.update({"name": f"{self.spec.name}.{slug}", "labels": ["absent", "present"], "_finding": finding,
+                         "_group": self.spec.name,
+                         "data": {**self.spec.get("data"), "label_from_list": {
+                             **(self.spec.get("data").get("label_from_list") or {}), "value": finding}}})
+            view = Spec("task", data["name"], data, self.spec.path, self.spec.origin, self.spec.chain)
+            out += ProbeKind(view).expand()
+        return out
 
     def settings_for(self, capability: str) -> list[str]:
         return ["probe"]

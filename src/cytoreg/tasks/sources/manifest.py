@@ -4,6 +4,7 @@ Rows are streamed (``csv`` module, no pandas) so a 171k-row manifest costs only 
 """
 from __future__ import annotations
 
+import ast
 import csv
 import json
 from pathlib import Path
@@ -12,6 +13,23 @@ from typing import Any, Iterator
 from cytoreg.errors import DataError
 from cytoreg.tasks.samples import ImageRef, Sample
 from cytoreg.tasks.sources.base import Source
+
+
+def parse_list(cell: str | None, separator: str | None, where: str) -> list[str]:
+    """A list cell: a Python/JSON literal ("['pleural effusion', 'cardiomegaly']") or ``a|b``."""
+    text = (cell or "").strip()
+    if separator is not None:
+        return [x.strip() for x in text.split(separator) if x.strip()]
+    if not text:
+        return []
+    try:
+        value = ast.literal_eval(text)  # literals only: never evaluates code
+    except (ValueError, SyntaxError):
+        raise DataError(f"{where}: {text[:80]!r} is not a list literal; set label_from_list.separator for "
+                        "separated values") from None
+    if isinstance(value, str):
+        return [value.strip()]
+    return [str(x).strip() for x in value]
 
 
 class ManifestSource(Source):
@@ -30,6 +48,12 @@ class ManifestSource(Source):
             "unmapped": {"enum": ["error", "skip"]},
             "onehot_columns": {"type": "array", "minItems": 2, "items": {"type": "string"},
                                "description": "label = the one column holding 1 (ISIC 2018: MEL,NV,BCC,...)"},
+            "label_from_list": {
+                "type": "object", "additionalProperties": False, "required": ["column", "value"],
+                "description": "binary label from a multi-label column (PadChest's Labels: \"['a', 'b']\"): "
+                               "'present' when value is in the row's list, else 'absent'",
+                "properties": {"column": {"type": "string"}, "value": {"type": "string"},
+                               "separator": {"type": "string", "description": "for 'a|b' lists instead of Python ones"}}},
             "filter": {"type": "object", "additionalProperties": {"type": ["string", "array"]},
                        "description": "keep rows whose column equals the value (or one of the values)"},
         },
@@ -75,13 +99,18 @@ class ManifestSource(Source):
         unmapped = self.options.get("unmapped", "error")
         filters = {k: (v if isinstance(v, list) else [v]) for k, v in (self.options.get("filter") or {}).items()}
         onehot = self.options.get("onehot_columns")
+        from_list = self.options.get("label_from_list")
         for line, row in self.rows():
             where = f"{m}:{line}"
             if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
                 continue
             try:
                 rel = tmpl.format(**row) if tmpl else row[path_col]
-                raw = self._onehot(row, onehot, where) if onehot else row[label_col]
+                if from_list:
+                    raw = "present" if from_list["value"] in parse_list(row[from_list["column"]], from_list.get(
+                        "separator"), where) else "absent"
+                else:
+                    raw = self._onehot(row, onehot, where) if onehot else row[label_col]
             except KeyError as exc:
                 raise DataError(f"{where}: column {exc} missing; columns are {', '.join(row)} "
                                 f"(set data.path_column / data.label_column in {self.task.path})") from None
