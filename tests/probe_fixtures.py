@@ -108,7 +108,7 @@ def build_dr(root: Path, pool) -> None:
 
 def build_probe_data(root: Path) -> Path:
     pool = _pool()
-    for fn in (build_kather, build_pannuke, build_isic2018, build_isic2020, build_dr, build_padchest):
+    for fn in (build_kather, build_pannuke, build_isic2018, build_isic2020, build_dr, build_padchest, build_glaucoma, build_knee):
         fn(root, pool)
     return root
 
@@ -136,3 +136,38 @@ def build_padchest(root: Path, pool) -> None:
                 Image.fromarray(arr).save(d / name)
                 w.writerow([name, n % 3, "20150101", "PA", labels])
                 n += 1
+
+
+def build_glaucoma(root: Path, pool) -> None:
+    """AIROGS (train_labels.csv; images spread over the archive folders 0/ ... 5/) and the Kaggle
+    ODIR-5K full_df.csv (one row per eye, labels as list literals)."""
+    base = root / "airogs"
+    for k in range(6):
+        (base / str(k)).mkdir(parents=True)
+    with (base / "train_labels.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["challenge_id", "class"])
+        for i in range(12):
+            cid = f"TRAIN{i:06d}"
+            Image.open(next(pool)).convert("RGB").resize((64, 64)).save(base / str(i % 6) / f"{cid}.jpg")
+            w.writerow([cid, "RG" if i % 3 == 0 else "NRG"])
+    odir = root / "odir"
+    (odir / "preprocessed_images").mkdir(parents=True)
+    with (odir / "full_df.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["ID", "Patient Age", "Patient Sex", "Left-Fundus", "Right-Fundus", "N", "D", "G", "C", "A", "H",
+                    "M", "O", "filepath", "labels", "target", "filename"])
+        for i, lab in enumerate(["['N']", "['G']", "['D']", "['G']", "['N']", "['M']"]):
+            name = f"{i}_{'left' if i % 2 else 'right'}.jpg"
+            Image.open(next(pool)).convert("RGB").resize((64, 64)).save(odir / "preprocessed_images" / name)
+            w.writerow([i, 60, "Female", f"{i}_left.jpg", f"{i}_right.jpg", 0, 0, int("G" in lab), 0, 0, 0, 0, 0,
+                        f"../input/{name}", lab, "[0, 0, 1, 0, 0, 0, 0, 0]", name])
+
+
+def build_knee(root: Path, pool) -> None:
+    for split, per in (("train", 3), ("val", 1), ("test", 2)):
+        for grade in range(5):
+            d = root / "kneeKL224" / split / str(grade)
+            d.mkdir(parents=True)
+            for i in range(per):
+                Image.open(next(pool)).convert("L").resize((224, 224)).save(d / f"9{grade}{i:05d}{'LR'[i % 2]}.png")

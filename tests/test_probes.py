@@ -309,6 +309,12 @@ def test_probe_benchmarks_load_their_published_layouts(tmp_path, monkeypatch):
     t5 = views("han-t5-dr")["han-t5-dr.aptos"]
     assert len(t5.split.train) == 10 and len(t5.test) == 10 and t5.test[0].image.path.suffix == ".png"
     assert {s.label for s in t5.test} == set(t5.labels)
+    t6 = views("han-t6-glaucoma")["han-t6-glaucoma.odir"]
+    assert sorted(s.label for s in t6.split.train) == ["no referable glaucoma"] * 8 + ["referable glaucoma"] * 4
+    assert all(s.image.path.exists() for s in t6.split.train)  # found in the archive folders 0/ ... 5/
+    assert sorted(s.label for s in t6.test) == ["no referable glaucoma"] * 4 + ["referable glaucoma"] * 2
+    t8 = views("han-t8-knee")["han-t8-knee.oai-test"]
+    assert len(t8.split.train) == 15 and len(t8.test) == 10 and t8.labels[0] == "KL 0 (none)"
 
 
 def _open_ref(ref):

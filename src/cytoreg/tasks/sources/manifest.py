@@ -54,6 +54,9 @@ class ManifestSource(Source):
                                "'present' when value is in the row's list, else 'absent'",
                 "properties": {"column": {"type": "string"}, "value": {"type": "string"},
                                "separator": {"type": "string", "description": "for 'a|b' lists instead of Python ones"}}},
+            "search_dirs": {"type": "array", "items": {"type": "string"},
+                            "description": "subfolders of root holding the images (AIROGS' 0/ ... 5/): the file "
+                                           "name from path_template / path_column is looked up in them"},
             "filter": {"type": "object", "additionalProperties": {"type": ["string", "array"]},
                        "description": "keep rows whose column equals the value (or one of the values)"},
         },
@@ -100,6 +103,7 @@ class ManifestSource(Source):
         filters = {k: (v if isinstance(v, list) else [v]) for k, v in (self.options.get("filter") or {}).items()}
         onehot = self.options.get("onehot_columns")
         from_list = self.options.get("label_from_list")
+        search = self._search_index(root) if self.options.get("search_dirs") else None
         for line, row in self.rows():
             where = f"{m}:{line}"
             if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
@@ -131,11 +135,25 @@ class ManifestSource(Source):
                 self.skip(where, "empty label")
                 continue
             path = Path(rel)
-            if not path.is_absolute():
+            if search is not None:
+                path = search.get(path.name, root / path)
+            elif not path.is_absolute():
                 path = root / path
             sid = str(row[id_col]) if id_col else Path(rel).as_posix()
             meta = {k: v for k, v in row.items() if k not in (path_col, label_col, *(onehot or ()))}
             yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta)
+
+    def _search_index(self, root: Path) -> dict[str, Path]:
+        """File name → path over the search folders (walked once per pass, no stat per row)."""
+        index: dict[str, Path] = {}
+        for sub in self.options["search_dirs"]:
+            d = root / sub
+            if not d.is_dir():
+                raise DataError(f"task '{self.task.name}': folder {d} (data.search_dirs in {self.task.path}) does "
+                                f"not exist; unpack the image archives there")
+            for p in d.iterdir():
+                index.setdefault(p.name, p)
+        return index
 
     def _onehot(self, row: dict, columns: list[str], where: str) -> str:
         hot = []
