@@ -247,3 +247,17 @@ def test_review_export_import_round_trip(explain_run, tmp_path):
 
     with pytest.raises(CytoregError, match=r"bad.csv:2: item \d+ rating '6' is not 1-5[\s\S]*1 item\(s\) missing"):
         import_review(out, out / "bad.csv")
+
+
+def test_explain_runs_render_confidence_and_importance_plots(explain_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from cytoreg.report.leaderboard import write_leaderboard
+
+    root, *_ = explain_run
+    page = write_leaderboard([root / "run"], tmp_path / "lb", "accuracy", ("html",))["html"].read_text()
+    assert 'class="plot confidence"' in page and 'class="plot importance"' in page
+    from PIL import Image
+
+    for kind in ("conf", "fi"):
+        (png,) = sorted((tmp_path / "lb/img").glob(f"{kind}-*.png"))
+        assert min(Image.open(png).size) > 200

@@ -166,6 +166,51 @@ def plot_curves(curves: dict[str, list[dict]], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_confidence(rows: list[dict], title: str, path: Path) -> bool:
+    """Self-reported confidence (seed scale 1 very confident … 5 very unconfident), correct vs wrong."""
+    rated = [r for r in rows if r.get("confidence") is not None]
+    if not rated:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    levels = range(1, 6)
+    for k, (name, ok, color) in enumerate((("correct", True, "#54a24b"), ("wrong", False, "#e45756"))):
+        counts = [sum(1 for r in rated if r["confidence"] == lv and bool(r.get("correct")) == ok) for lv in levels]
+        ax.bar([lv + (k - 0.5) * 0.38 for lv in levels], counts, width=0.38, label=name, color=color)
+    ax.set_xticks(list(levels), labels=["very\nconfident", "confident", "neutral", "not\nconfident", "very\nunconfident"],
+                  fontsize=7)
+    ax.set_ylabel("answers")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def plot_importance(by_class: dict[str, dict], title: str, path: Path) -> bool:
+    """Mean self-reported feature importance per predicted class (correct answers), seed A's Fig. 4A."""
+    import numpy as np
+
+    classes = [c for c, t in by_class.items() if t]
+    if not classes:
+        return False
+    features = list(by_class[classes[0]])
+    m = np.array([[by_class[c][f]["mean"] if by_class[c][f]["mean"] is not None else np.nan for c in classes]
+                  for f in features], dtype=float)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 4.5, 0.32 * len(features) + 1.8))
+    im = ax.imshow(m, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(classes)), labels=[_short(c, 20) for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(features)), labels=[_short(f, 34) for f in features], fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean score (of 100)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
 def _short(label: str, n: int = 38) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
@@ -252,6 +297,15 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
         p = out / "img" / f"rel-{slug}.png"
         plot_reliability(rel, f"reliability · {title}", p)
         figs.append(f'<img class="plot reliability" alt="reliability diagram {html.escape(title)}" src="img/{p.name}">')
+    first_try = [r for _, r in rows if r.get("try", 0) == 0]
+    p = out / "img" / f"conf-{slug}.png"
+    if isinstance(metrics.get("confidence"), dict) and plot_confidence(first_try, f"confidence · {title}", p):
+        figs.append(f'<img class="plot confidence" alt="confidence {html.escape(title)}" src="img/{p.name}">')
+    fi = metrics.get("feature_importance")
+    p = out / "img" / f"fi-{slug}.png"
+    if isinstance(fi, dict) and plot_importance(fi.get("correct_by_predicted_class") or {},
+                                                f"feature importance (correct answers) · {title}", p):
+        figs.append(f'<img class="plot importance" alt="feature importance {html.escape(title)}" src="img/{p.name}">')
     curves = (ev.get("probe") or {}).get("curves")
     if isinstance(curves, dict) and any(curves.values()):
         p = out / "img" / f"curve-{slug}.png"
