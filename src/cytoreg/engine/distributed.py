@@ -112,7 +112,11 @@ def merge(run_dirs: list[Path], output: Path, base=None, catalog=None) -> dict:
 
 def run(cfg, catalog=None) -> dict:
     """One rank of a torchrun / accelerate launch."""
-    import torch.distributed as tdist
+    try:
+        import torch.distributed as tdist
+    except ImportError:
+        raise CytoregError(f"WORLD_SIZE is {world_size()} (a torchrun / accelerate launch), and ranks meet through "
+                           "torch.distributed: install torch (pip install 'cytoreg[clip]') or run one process") from None
 
     from cytoreg.engine.runner import evaluate
 

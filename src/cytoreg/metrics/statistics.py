@@ -119,3 +119,11 @@ def uniform_f1_weighted(y_true: Sequence[str], labels: Sequence[str]) -> float:
 def chance_accuracy(y_true: Sequence[str], labels: Sequence[str]) -> dict:
     p = class_distribution(y_true, labels)
     return {"uniform": 1.0 / len(labels), "prior": float(np.sum(p ** 2)), "majority": float(p.max())}
+
+
+def pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Pearson correlation; ``None`` with fewer than 3 pairs or when either side is constant."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])

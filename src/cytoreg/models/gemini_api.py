@@ -10,7 +10,7 @@ from typing import Any
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
                                  TransientError)
-from cytoreg.models.openai_api import _retry_after
+from cytoreg.models.openai_api import retry_after
 from cytoreg.tasks.samples import open_image, png_bytes
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
@@ -121,7 +121,7 @@ class GeminiChat(Generator):
             status = int(exc.code or 0)
             headers = getattr(getattr(exc, "response", None), "headers", None)
             if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}: {exc.message}", _retry_after(headers), status) from exc
+                raise TransientError(f"HTTP {status}: {exc.message}", retry_after(headers), status) from exc
             raise PermanentError(f"HTTP {status}: {exc.message}") from exc
         except Exception as exc:  # httpx timeouts / connection errors surface as their own types
             name = type(exc).__name__

@@ -14,7 +14,7 @@ from cytoreg.tasks.samples import open_image, png_bytes
 SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after(headers: Any) -> float | None:
     if headers is None:
         return None
     ms = headers.get("retry-after-ms")
@@ -124,7 +124,7 @@ class OpenAIChat(Generator):
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}: {exc.message}", _retry_after(exc.response.headers), status)
+                raise TransientError(f"HTTP {status}: {exc.message}", retry_after(exc.response.headers), status)
             raise PermanentError(f"HTTP {status}: {exc.message}") from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from cytoreg.errors import CytoregError
 from cytoreg.report.leaderboard import Board, Entry, Table, column_name
 
 MAX_EXAMPLES = 12
@@ -58,12 +59,23 @@ def _slug(*parts: str) -> str:
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise CytoregError("the HTML report draws its plots with matplotlib: pip install 'cytoreg[report]', or "
+                           "use --format md,csv") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _finish(plt, fig, ax, title: str, path: Path) -> None:
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def plot_confusion(cm: dict, title: str, path: Path) -> None:
@@ -88,10 +100,7 @@ def plot_confusion(cm: dict, title: str, path: Path) -> None:
                     ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
 
 
 def plot_per_class_f1(per_class: dict, title: str, path: Path) -> None:
@@ -105,10 +114,7 @@ def plot_per_class_f1(per_class: dict, title: str, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("F1")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
 
 
 def reliability(rows: list[dict], bins: int = 10) -> list[dict] | None:
@@ -141,10 +147,7 @@ def plot_reliability(bins: list[dict], title: str, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.set_xlabel("top-1 probability")
     ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
 
 
 def plot_curves(curves: dict[str, list[dict]], title: str, path: Path) -> None:
@@ -160,10 +163,7 @@ def plot_curves(curves: dict[str, list[dict]], title: str, path: Path) -> None:
     ax.set_xlabel("training images per class")
     ax.set_ylabel("metric")
     ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
 
 
 def plot_confidence(rows: list[dict], title: str, path: Path) -> bool:
@@ -181,10 +181,7 @@ def plot_confidence(rows: list[dict], title: str, path: Path) -> bool:
                   fontsize=7)
     ax.set_ylabel("answers")
     ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
     return True
 
 
@@ -204,10 +201,7 @@ def plot_importance(by_class: dict[str, dict], title: str, path: Path) -> bool:
     ax.set_xticks(range(len(classes)), labels=[_short(c, 20) for c in classes], rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(features)), labels=[_short(f, 34) for f in features], fontsize=7)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean score (of 100)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _finish(plt, fig, ax, title, path)
     return True
 
 
@@ -292,12 +286,12 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
         figs.append(f'<img class="plot perclass" alt="per-class F1 {html.escape(title)}" src="img/{p.name}">')
     rows = [(i, r) for i, r in samples if r.get("task") == e.task and r.get("model") == e.model
             and r.get("setting") == e.setting]
-    rel = reliability([r for _, r in rows if r.get("try", 0) == 0])
+    first_try = [r for _, r in rows if r.get("try", 0) == 0]
+    rel = reliability(first_try)
     if rel:
         p = out / "img" / f"rel-{slug}.png"
         plot_reliability(rel, f"reliability · {title}", p)
         figs.append(f'<img class="plot reliability" alt="reliability diagram {html.escape(title)}" src="img/{p.name}">')
-    first_try = [r for _, r in rows if r.get("try", 0) == 0]
     p = out / "img" / f"conf-{slug}.png"
     if isinstance(metrics.get("confidence"), dict) and plot_confidence(first_try, f"confidence · {title}", p):
         figs.append(f'<img class="plot confidence" alt="confidence {html.escape(title)}" src="img/{p.name}">')
@@ -325,7 +319,7 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
             f'</a> line {line}</summary><pre>{html.escape(json.dumps(r, ensure_ascii=False, indent=1))}</pre>'
             f'</details></div>')
     more = f"<p>{len(wrong) - MAX_EXAMPLES} more misclassified in samples.jsonl</p>" if len(wrong) > MAX_EXAMPLES else ""
-    ex_html = (f"<h4>misclassified ({len(wrong)} of {len(rows) and sum(1 for _, r in rows if r.get('try', 0) == 0)})"
+    ex_html = (f"<h4>misclassified ({len(wrong)} of {len(first_try)})"
                f"</h4>{''.join(examples)}{more}") if wrong else "<p>no misclassified samples</p>"
     return (f'<section class="entry" id="e-{slug}"><h3>{html.escape(title)}</h3><p>n = {ev.get("n")}, run '
             f'{html.escape(str(e.run))}</p><div class="figs">{"".join(figs)}</div>{ex_html}</section>')

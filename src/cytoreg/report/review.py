@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cytoreg.errors import CytoregError
+from cytoreg.metrics.statistics import pearson
 
 SCALE = {1: "excellent", 2: "good", 3: "fair", 4: "poor", 5: "misleading or completely incorrect"}
 SHEET_COLUMNS = ["item", "image", "explanation", "rating", "expert_label", "mistakes"]
@@ -98,6 +99,8 @@ def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
         raise CytoregError(f"no key.json in {folder}; pass the folder written by `cytoreg review export`")
     key = json.loads(key_path.read_text())
     ratings = Path(ratings) if ratings else folder / "review.csv"
+    if not ratings.exists():
+        raise CytoregError(f"no ratings sheet at {ratings}; pass the expert's filled CSV with --ratings")
     by_item = {k["item"]: k for k in key["items"]}
     rated: list[dict] = []
     problems: list[str] = []
@@ -139,12 +142,7 @@ def review_summary(rated: list[dict]) -> dict[str, Any]:
                 "distribution": {str(k): int((v == k).sum()) for k in SCALE}}
 
     both = [r for r in rated if r.get("confidence") is not None]
-    corr = None
-    if len(both) > 2:
-        a = np.array([r["confidence"] for r in both], float)
-        b = np.array([r["rating"] for r in both], float)
-        if a.std() > 0 and b.std() > 0:
-            corr = float(np.corrcoef(a, b)[0, 1])
+    corr = pearson([r["confidence"] for r in both], [r["rating"] for r in both])
     agree = [r for r in rated if r.get("expert_label")]
     return {"correct": part([r for r in rated if r["correct"]]), "wrong": part([r for r in rated if not r["correct"]]),
             "all": part(rated), "corr_confidence_rating": corr,

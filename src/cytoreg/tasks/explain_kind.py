@@ -21,6 +21,7 @@ import numpy as np
 from cytoreg.answers import Extraction
 from cytoreg.errors import IncompatibleError
 from cytoreg.explain import parse_confidence, parse_feature_scores
+from cytoreg.metrics.statistics import pearson
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
 from cytoreg.tasks.kinds import ClassificationKind, PreparedTask
 from cytoreg.tasks.samples import Sample
@@ -157,12 +158,7 @@ def confidence_summary(records: list[dict]) -> dict[str, Any]:
         return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
                 "n": int(len(v))}
 
-    corr = None
-    if len(rated) > 2:
-        level = np.array([6 - r["confidence"] for r in rated], float)
-        ok = np.array([1.0 if r.get("correct") else 0.0 for r in rated])
-        if level.std() > 0 and ok.std() > 0:
-            corr = float(np.corrcoef(level, ok)[0, 1])
+    corr = pearson([6 - r["confidence"] for r in rated], [1.0 if r.get("correct") else 0.0 for r in rated])
     steps: dict[str, int] = {}
     for r in rated:
         k = str(r.get("confidence_match", "")).split(":")[0] or "rules"
