@@ -20,7 +20,7 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
               stats: CallStats, fill_only: bool = False) -> list:
     """Evaluations per feature key; with ``fill_only`` (a shard) only the feature store is filled."""
     from cytoreg.engine.features import FeatureStore, extract_features
-    from cytoreg.engine.runner import Evaluation
+    from cytoreg.scoring import Evaluation
 
     fx: FeatureExtractor = EmbedderFeatures(adapter) if isinstance(adapter, Embedder) else adapter
     split = prep.split

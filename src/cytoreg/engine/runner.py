@@ -5,7 +5,6 @@ import hashlib
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,48 +14,13 @@ from cytoreg.cache import ResponseCache, request_key
 from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.errors import CytoregError, IncompatibleError
 from cytoreg.metrics import statistics
-from cytoreg.metrics.classification import Predictions, compute
+from cytoreg.metrics.classification import Predictions
 from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
+from cytoreg.scoring import EvalConfig, Evaluation
 from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
 from cytoreg.tasks.samples import sha256
-
-CI_METRICS = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
-
-
-@dataclass
-class EvalConfig:
-    tasks: list[str]
-    models: list[str]
-    output: Path = Path("runs/latest")
-    cache: Path | None = None          # default: <output>/cache.sqlite
-    include: list[str] = field(default_factory=list)
-    limit: int | None = None
-    device: str | None = None
-    concurrency: int | None = None
-    bootstrap: int | None = None       # overrides the task spec's statistics.bootstrap
-    seed: int = 0                      # seed for statistics and baselines
-    judge: str | None = None           # model that maps replies the rules could not parse
-    layers: list[int] | None = None    # overrides params.layers of layer-wise feature models (a sweep)
-    shard: tuple[int, int] | None = None  # (i, n): fill the caches for this shard only; no results
-    skip_api: bool = False             # in a shard: leave API (concurrent) generators to the merge step
-    progress: bool = True
-
-
-@dataclass
-class Evaluation:
-    task: str
-    model: str
-    setting: str
-    records: list[dict]
-    predictions: Predictions
-    stats: CallStats
-    cached: int
-    usage: dict[str, int]
-    tries: int = 1
-    extra: dict = field(default_factory=dict)  # kind-specific results (probe: sizes, curves)
-
 
 def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     """Resolve names and check every pairing before anything is loaded."""
@@ -331,26 +295,3 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
                       Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(score_rows)),
                       stats, len(hits), {})
-
-
-def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalConfig) -> dict:
-    p = ev.predictions
-    if p.scores is None:
-        metric_names = [m for m in metric_names if not m.startswith(("auc", "ece"))]
-    metrics = compute(metric_names, p)
-    resamples = cfg.bootstrap if cfg.bootstrap is not None else int(spec_stats.get("bootstrap", 1000))
-    conf = float(spec_stats.get("confidence", 0.95))
-    seed = int(spec_stats.get("seed", cfg.seed))
-    folds = int(spec_stats.get("folds", 5))
-    ci, spread = {}, {}
-    for m in CI_METRICS:
-        if m in metrics:
-            ci[m] = statistics.bootstrap_ci(p, m, resamples, conf, seed)
-            if folds > 1:
-                spread[m] = statistics.fold_spread(p, m, folds)
-    if ev.tries > 1:
-        any_k: dict[str, bool] = {}
-        for r in ev.records:
-            any_k[r["id"]] = any_k.get(r["id"], False) or bool(r["correct"])
-        metrics[f"accuracy_any_of_{ev.tries}"] = float(np.mean(list(any_k.values())))
-    return {"metrics": metrics, "ci": ci, "folds": spread}

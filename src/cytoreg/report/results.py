@@ -51,7 +51,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
-    from cytoreg.engine.runner import score
+    from cytoreg.scoring import score
 
     tasks_out = {}
     for name, prep in prepared.items():
