@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cytoreg.cli.common import _console
+from cytoreg.cli.common import _console, styled
 
 
 def cmd_validate(args) -> int:
@@ -23,10 +23,10 @@ def cmd_validate(args) -> int:
     problems += cat.problems
     if problems:
         for line in problems:
-            console.print(f"[red]error[/red] {line}", markup=True)
+            console.print(styled("error", "red", line))
         console.print(f"{len(problems)} problem(s) in {len(files)} file(s)")
         return 1
-    console.print(f"[green]ok[/green] {len(files)} spec file(s) valid")
+    console.print(styled("ok", "green", f"{len(files)} spec file(s) valid"))
     return 0
 
 
