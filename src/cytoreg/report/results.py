@@ -44,10 +44,40 @@ def _clean(x: Any) -> Any:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_many([(Path(path), text)])
+
+
+def atomic_write_many(files: list[tuple[Path, str]]) -> None:
+    """Write every file to a temporary sibling (flushed to disk), then rename them into place in
+    the given order. A failure (disk full, file-size limit, read-only folder) removes the
+    temporary files and leaves the previous files untouched; it is raised as a CytoregError
+    naming the file."""
+    from cytoreg.errors import CytoregError
+    from cytoreg.oserrors import describe_os_error
+
+    temps: list[tuple[str, Path]] = []
+    current = files[0][0] if files else Path(".")
+    try:
+        for path, text in files:
+            current = path
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            current = path
+            os.replace(tmp, path)
+        temps = []
+    except OSError as exc:
+        raise CytoregError(f"{describe_os_error(exc, current)}; the previous {current.name} (if any) is unchanged") from exc
+    finally:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
@@ -101,14 +131,19 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         "comparisons": comparisons(cfg, prepared, evaluations),
     })
     out = Path(cfg.output)
-    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
     lines = []
     for ev in evaluations:
         where = {smp.id: str(smp.image) for smp in prepared[ev.task].test}  # for reports' thumbnails
         for r in ev.records:
             lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r,
                                             "image": where.get(r["id"])}), ensure_ascii=False))
-    atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    # both files or neither; samples.jsonl is renamed into place first, so a results.json never
+    # points at samples it lacks; secrets (an API key echoed in an error body) are masked
+    from cytoreg.secrets import redact, secret_values
+
+    keys = secret_values()
+    atomic_write_many([(out / "samples.jsonl", redact("\n".join(lines) + ("\n" if lines else ""), keys)),
+                       (out / "results.json", redact(json.dumps(results, indent=2, ensure_ascii=False), keys))])
     return results
 
 
