@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cytoreg.errors import CytoregError
+from cytoreg.report.readers import read_results
 
 #: metrics where smaller is better (ranking and "best" marks flip)
 LOWER_IS_BETTER = {"ece", "invalid_rate", "brier"}
@@ -64,12 +64,7 @@ def load_runs(dirs: list[Path]) -> Board:
         path = d / "results.json" if d.is_dir() else d
         if not path.exists():
             raise CytoregError(f"no results.json in {d}; pass the folders given to `cytoreg eval --output`")
-        try:
-            results = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CytoregError(f"{path} is not valid JSON ({exc}); was the run interrupted while writing?") from exc
-        if results.get("schema") != "cytoreg/results/v1":
-            raise CytoregError(f"{path}: schema '{results.get('schema')}' is not cytoreg/results/v1")
+        results = read_results(path)
         run = path.parent
         board.runs.append(run)
         for name, info in results["tasks"].items():
@@ -192,17 +187,26 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]<>|&~!"} | {"\n": " ", "\r": " "})
+
+
+def md_escape(text: str) -> str:
+    """Text for a Markdown table cell: every character that could start markup, a link, raw HTML
+    or a new cell (``| < > [ ] * ` & ~ ! \\``) is backslash-escaped; line breaks become spaces."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def render_markdown(table: Table, digits: int = 3) -> str:
-    head = ["model", *[column_name(c) for c in table.columns], "mean rank"]
-    lines = [f"**{table.metric}** (95% bootstrap CI in brackets; best per column in bold)", "",
+    head = [md_escape(h) for h in ["model", *[column_name(c) for c in table.columns], "mean rank"]]
+    lines = [f"**{md_escape(table.metric)}** (95% bootstrap CI in brackets; best per column in bold)", "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in table.rows:
-        name = r.name if r.kind == "model" else f"*{r.name}*"
+        name = md_escape(r.name) if r.kind == "model" else f"*{md_escape(r.name)}*"
         cells = [f"**{c.text(digits)}**" if c.best and r.kind == "model" else c.text(digits) for c in r.cells]
         rank = f"{r.mean_rank:.2f}" if r.mean_rank is not None else ("—" if r.kind == "model" else "")
         lines.append("| " + " | ".join([name, *cells, rank]) + " |")
     if table.notes:
-        lines += [""] + [f"- {n}" for n in table.notes]
+        lines += [""] + [f"- {md_escape(n)}" for n in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -231,16 +235,19 @@ def _fmt(v: Any) -> str:
 
 def write_leaderboard(dirs: list[Path], out: Path, metric: str = "f1_weighted",
                       formats: tuple[str, ...] = ("md", "csv", "html")) -> dict[str, Path]:
+    from cytoreg.report.results import atomic_write
+    from cytoreg.secrets import redact
+
     board = load_runs(dirs)
     table = build_table(board, metric)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if "md" in formats:
         written["md"] = out / "leaderboard.md"
-        written["md"].write_text(render_markdown(table))
+        atomic_write(written["md"], redact(render_markdown(table)))
     if "csv" in formats:
         written["csv"] = out / "leaderboard.csv"
-        written["csv"].write_text(render_csv(board))
+        atomic_write(written["csv"], redact(render_csv(board)))
     if "html" in formats:
         from cytoreg.report.html import render_html
 
