@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from cytoreg.errors import CytoregError
+from cytoreg.secrets import redact, secret_values
 from cytoreg.models.base import Response
 
 SCHEMA = """
@@ -152,7 +153,7 @@ class ResponseCache:
     @_sqlite_errors
     def put(self, key: str, response: Response, *, model_fingerprint: str, model: str = "",
             task: str = "", sample_id: str = "") -> None:
-        row = (key, model_fingerprint, model, task, sample_id, json.dumps(response.to_json()), time.time())
+        row = (key, model_fingerprint, model, task, sample_id, redact(json.dumps(response.to_json())), time.time())
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?)", row)
 
@@ -161,7 +162,8 @@ class ResponseCache:
                  task: str = "") -> None:
         """Several (key, response, sample_id) in one transaction."""
         now = time.time()
-        data = [(k, model_fingerprint, model, task, sid, json.dumps(r.to_json()), now) for k, r, sid in rows]
+        keys = secret_values()  # an API key echoed in a reply must not reach the disk
+        data = [(k, model_fingerprint, model, task, sid, redact(json.dumps(r.to_json()), keys), now) for k, r, sid in rows]
         with self._lock:
             self._conn.execute("BEGIN")
             try:

@@ -30,6 +30,8 @@ def describe_os_error(exc: OSError, path: object = None) -> str:
         return f"permission denied:{f}; check the permissions of the file and its folder, or choose another ({_WHERE})"
     if code == errno.ENOENT:
         return f"no such file or folder:{f}; check the path"
+    if code == errno.EEXIST:
+        return f"{f.strip()} already exists and is not a folder; give a folder path, or remove the file"
     if code == errno.EISDIR:
         return f"{f.strip()} is a folder where a file was expected; give a file path"
     if code == errno.ENOTDIR:

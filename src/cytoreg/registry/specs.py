@@ -82,8 +82,8 @@ def read_raw(path: Path, origin: str) -> RawSpec:
         raise SpecError([f"{path}: a spec file must contain one mapping (key: value pairs), "
                          f"found {type(data).__name__}"])
     tag = data.get("spec")
-    if tag not in SPEC_TYPES:
-        hint = suggest(str(tag), list(SPEC_TYPES)) if tag else ""
+    if not isinstance(tag, str) or tag not in SPEC_TYPES:
+        hint = suggest(str(tag), list(SPEC_TYPES)) if isinstance(tag, str) and tag else ""
         raise SpecError([f"{path}: spec: {tag!r} is not a known spec type{hint}; "
                          f"use one of {', '.join(SPEC_TYPES)}"])
     name = data.get("name")

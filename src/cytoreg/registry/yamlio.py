@@ -6,7 +6,8 @@
 - nesting deeper than :data:`MAX_DEPTH` is an error, not a ``RecursionError``;
 - the file must be UTF-8 (a BOM is accepted); a bad byte is reported with its offset and line;
 - files larger than :data:`MAX_BYTES` are refused before parsing;
-- values JSON cannot hold (``!!binary``, ``!!set``...) are refused; timestamps stay strings.
+- values JSON cannot hold (``!!binary``, ``!!set``...) are refused; timestamps stay strings, and
+  mapping keys are text as written (``0: normal`` has the key ``"0"``), as in JSON.
 
 libyaml's C loader (``yaml.CSafeLoader``) is used when PyYAML was built with it, the pure-Python
 ``yaml.SafeLoader`` otherwise; the checks above run on the composed node graph, so both loaders
@@ -65,14 +66,14 @@ def _construct_mapping(loader, node: yaml.MappingNode, deep: bool = False) -> di
     seen: dict[Any, int] = {}
     out: dict = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        line = key_node.start_mark.line + 1
-        try:
-            hash(key)
-        except TypeError:
+        if not isinstance(key_node, yaml.ScalarNode):
             raise yaml.constructor.ConstructorError(
                 None, None, "a mapping key must be a plain value (text or number), not a list or mapping",
-                key_node.start_mark) from None
+                key_node.start_mark)
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str):  # JSON keys are text: `0: normal` means "0", `null:` means "null"
+            key = key_node.value
+        line = key_node.start_mark.line + 1
         if key in seen:
             raise SpecError([
                 f"{loader.name}:{line}: duplicate key '{key}' (first defined on line {seen[key]}); "

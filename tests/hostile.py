@@ -1,0 +1,83 @@
+"""Running ``python -m cytoreg`` in a child process the way a user would, with the child's own
+exit status, output, CPU time and peak memory (from ``os.wait4``), for the hostile-input tests."""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+#: a hang guard far above any case's CPU bound (the machine is shared: wall time is noisy)
+WALL_LIMIT_S = 90.0
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    cpu_s: float   # user + system seconds of the child
+    rss_mb: float  # peak resident memory of the child
+    wall_s: float
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CYTOREG_")}
+    e.update({"PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0", "COLUMNS": "200",
+              "PYTHONDONTWRITEBYTECODE": "1"})
+    e.update(extra)
+    return e
+
+
+def cli(args: list[str], *, cwd: Path, extra_env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None, stdin: bytes | None = None) -> Run:
+    """``python -m cytoreg ARGS`` in ``cwd``; kills it after WALL_LIMIT_S."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "cytoreg", *args], cwd=cwd, env=env(**(extra_env or {})),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=preexec)
+    chunks: dict[str, bytes] = {}
+
+    def read(name: str, stream) -> None:
+        chunks[name] = stream.read()
+
+    readers = [threading.Thread(target=read, args=(n, s)) for n, s in (("out", p.stdout), ("err", p.stderr))]
+    for t in readers:
+        t.start()
+    timer = threading.Timer(WALL_LIMIT_S, lambda: os.kill(p.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, usage = os.wait4(p.pid, 0)
+    finally:
+        timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers:
+        t.join()
+    return Run(p.returncode, chunks["out"].decode("utf-8", "replace"), chunks["err"].decode("utf-8", "replace"),
+               usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, time.perf_counter() - t0)
+
+
+def file_size_limit(nbytes: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return apply
+
+
+def as_nobody() -> Callable[[], None] | None:
+    """For a read-only folder when the tests run as root (root ignores permission bits)."""
+    if os.geteuid() != 0:
+        return None
+
+    def apply() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+
+    return apply
