@@ -71,13 +71,19 @@ def file_size_limit(nbytes: int) -> Callable[[], None]:
     return apply
 
 
-def as_nobody() -> Callable[[], None] | None:
-    """For a read-only folder when the tests run as root (root ignores permission bits)."""
+def without_root_override() -> Callable[[], None] | None:
+    """For a read-only folder when the tests run as root, who ignores permission bits: the child
+    gives up the capabilities that override them (dropped from the bounding set, so they stay
+    dropped across exec) and is held to the folder's mode like any user."""
     if os.geteuid() != 0:
         return None
 
     def apply() -> None:
-        os.setgid(65534)
-        os.setuid(65534)
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "cannot drop a capability")
 
     return apply

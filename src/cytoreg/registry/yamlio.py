@@ -185,9 +185,10 @@ def _json_pairs(path: Path):
 
 def parse_yaml(text: str, name: str, *, c_loader: bool | None = None) -> Any:
     """Parse YAML text strictly (see the module docstring); errors name ``name`` and the line."""
-    loader = loader_class(c_loader)(text)
-    loader.name = name
+    loader = None
     try:
+        loader = loader_class(c_loader)(text)  # the pure-Python reader checks characters here
+        loader.name = name
         node = loader.get_single_node()
         _check_graph(node, name)
         return loader.construct_document(node) if node is not None else None
@@ -198,6 +199,9 @@ def parse_yaml(text: str, name: str, *, c_loader: bool | None = None) -> Any:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or exc.context or "syntax error"
         raise SpecError([f"{name}{line}: invalid YAML: {problem}"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        raise SpecError([f"{name}: invalid YAML: character #x{exc.character:04x} at position {exc.position} is not "
+                         "allowed; remove it"]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{name}: invalid YAML: {exc}"]) from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
@@ -205,7 +209,8 @@ def parse_yaml(text: str, name: str, *, c_loader: bool | None = None) -> Any:
     except RecursionError:
         raise SpecError([f"{name}: nesting too deep; a spec never needs more than {MAX_DEPTH} levels"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def parse_json(text: str, name: str) -> Any:
