@@ -534,3 +534,95 @@ def test_corpus_is_large_enough():
     n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES)
          + 12)  # the single tests above: paths, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
+
+
+# --------------------------------------------------------------------------------------------
+# secret hygiene, end to end
+
+
+def test_no_key_in_any_output_file_or_stream(tmp_path):
+    """A gateway that echoes the key: in a 401 body for one request in three, inside the answer
+    text for the others. The key comes from `api_key_env` (a name no pattern would guess), a
+    second secret from `${…}` in the spec. After eval, leaderboard (md, csv, html), show,
+    validate and cache stats, no file under the folder and no output stream holds either."""
+    key, cred = "gw-Zq8v1xKeyThatIsLong", "cred-9a8b7c6d5e4f"
+    seen: list[str] = []
+
+    def raw(body: dict, headers: dict):
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        seen.append(auth)
+        n = len(seen)
+        if n % 3 == 1:
+            return 401, json.dumps({"error": {"message": f"invalid key {auth.split()[-1]} for this gateway"}}).encode(), \
+                "application/json"
+        text = f"Lymphocyte (request signed with {auth.split()[-1]}, extra {body.get('cred')})"
+        return 200, json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "gw", "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}).encode(), \
+            "application/json"
+
+    extra = {"MY_GATEWAY": key, "HOSTILE_CRED": cred}
+    with FakeOpenAI(raw=raw) as srv:
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        (specs / "tiny.yaml").write_text("spec: task/v1\nname: tiny\nextends: demo\nsampling: {test_per_class: 1}\n"
+                                         "settings: [zero_shot]\n")
+        (specs / "gw.yaml").write_text(
+            f"spec: model/v1\nname: gw\nadapter: openai\ndescription: 'signed with ${{HOSTILE_CRED}}'\nparams:\n"
+            f"  model: gw\n  base_url: '{srv.base_url}'\n  api_key_env: MY_GATEWAY\n"
+            "  extra_body: {cred: '${HOSTILE_CRED}'}\nexecution: {concurrency: 1, max_retries: 0}\n")
+        runs = [cli(["eval", "--tasks", "tiny", "--models", "gw", "--limit", "6", "--no-progress", "--bootstrap", "0",
+                     "--include", "specs", "--output", "out"], cwd=tmp_path, extra_env=extra)]
+    assert seen and all(key in a for a in seen), "the key was not sent, the test would prove nothing"
+    runs.append(cli(["leaderboard", "out", "--out", "lb"], cwd=tmp_path, extra_env=extra))
+    runs.append(cli(["show", "gw", "--include", "specs"], cwd=tmp_path, extra_env=extra))
+    runs.append(cli(["list", "models", "--include", "specs"], cwd=tmp_path, extra_env=extra))
+    runs.append(cli(["validate", "specs"], cwd=tmp_path, extra_env=extra))
+    runs.append(cli(["cache", "stats", "--cache", "out/cache.sqlite"], cwd=tmp_path, extra_env=extra))
+    for r in runs:
+        assert r.code in (0, 3), r.out + r.err
+        for secret in (key, cred):
+            assert secret not in r.out and secret not in r.err
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and "specs" not in p.parts]
+    assert any(p.name == "index.html" for p in files) and any(p.name == "cache.sqlite" for p in files)
+    for p in files:
+        data = p.read_bytes()
+        for secret in (key, cred):
+            assert secret.encode() not in data, f"{secret} in {p}"
+    samples = (tmp_path / "out" / "samples.jsonl").read_text()
+    assert "invalid key *** for this gateway" in samples and "signed with ***, extra ***" in samples
+
+
+# --------------------------------------------------------------------------------------------
+# large label sets
+
+
+@pytest.mark.slow
+def test_leaderboard_with_1000_labels_stays_under_1gb(tmp_path):
+    """A real 1,000-label run (random and prior baselines): the leaderboard and HTML report cut the
+    confusion-matrix and F1 plots to readable top-k views with a note, within 1 GB (the full
+    matrix plot needed a 38,000-pixel square: MemoryError at 7.2 GB before)."""
+    from PIL import Image
+
+    labels = [f"class_{i:04d}" for i in range(1000)]
+    img = Image.new("RGB", (2, 2))
+    for lab in labels:
+        (tmp_path / "data" / lab).mkdir(parents=True)
+        img.save(tmp_path / "data" / lab / f"{lab}.png")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "big.yaml").write_text(
+        f"spec: task/v1\nname: big\nkind: classification\ndata: {{source: imagefolder, root: {tmp_path / 'data'}}}\n"
+        f"labels: [{', '.join(labels)}]\nsampling: {{test_per_class: 1}}\nsettings: [zero_shot]\n")
+    run = cli(["eval", "--tasks", "big", "--models", "random,prior", "--no-progress", "--bootstrap", "10",
+               "--include", "specs", "--output", "out"], cwd=tmp_path)
+    assert run.code == 0, run.err
+    res = cli(["leaderboard", "out", "--out", "lb"], cwd=tmp_path)
+    assert res.code == 0, res.err
+    assert res.rss_mb < 1024, f"{res.rss_mb:.0f} MB"
+    page = (tmp_path / "lb" / "index.html").read_text()
+    assert page.count("confusion matrix: the 30 of 1000 true classes with the most errors") == 2
+    assert page.count("per-class F1: the 40 of 1000 classes with the lowest F1") == 2
+    from PIL import Image as PILImage
+
+    for png in (tmp_path / "lb" / "img").glob("*.png"):
+        w, h = PILImage.open(png).size
+        assert w * h < 4_000_000, (png.name, w, h)
