@@ -14,7 +14,8 @@ def cmd_leaderboard(args) -> int:
     unknown = [f for f in formats if f not in ("md", "csv", "html")]
     if unknown:
         raise CytoregError(f"--format: unknown format(s) {', '.join(unknown)}; choose from md, csv, html")
-    written = write_leaderboard([Path(d) for d in args.runs], Path(args.out), args.metric, formats)
+    written = write_leaderboard([Path(d) for d in args.runs], Path(args.out), args.metric, formats,
+                                allow_mixed=args.allow_mixed)
     if "md" in written:
         print(written["md"].read_text())
     for fmt, path in written.items():
@@ -29,4 +30,6 @@ def register(sub, common) -> None:
     p.add_argument("--metric", default="f1_weighted", help="table metric (default f1_weighted)")
     p.add_argument("--format", action="append", default=None, help="md, csv, html (comma-separated; default all)")
     p.add_argument("--out", default="leaderboard", help="output folder (default ./leaderboard)")
+    p.add_argument("--allow-mixed", action="store_true", help="show cells scored on different samples (e.g. a "
+                   "--limit run beside a full run) flagged instead of refusing; they are never bolded or ranked")
     p.set_defaults(fn=cmd_leaderboard)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cytoreg.errors import CytoregError
-from cytoreg.report.leaderboard import Board, Entry, Table, column_name
+from cytoreg.report.board import Board, Entry, Table, column_name
 
 MAX_EXAMPLES = 12
 THUMB = 128
@@ -25,6 +25,9 @@ table.lb th{background:#f0f0f0;cursor:pointer;user-select:none}
 table.lb td:first-child,table.lb th:first-child{text-align:left}
 tr.baseline td,tr.reference td{color:#666;font-style:italic;background:#fafafa}
 td.best{font-weight:bold;background:#e6f4ea}
+td.incomplete,td.mixed{color:#999;background:#f4f4f4}
+td.tied{background:#f3f9f4}
+.q{color:#888;font-size:.75em}
 .ci{color:#777;font-size:.85em}
 .figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .figs img.plot{max-width:560px;border:1px solid #ddd}
@@ -255,8 +258,12 @@ def _cell_html(c, best_marks: bool) -> str:
     if c.value is None:
         return '<td data-v="">—</td>'
     ci = f' <span class="ci">[{c.low:.3f}, {c.high:.3f}]</span>' if c.low is not None and c.high is not None else ""
-    cls = ' class="best"' if c.best and best_marks else ""
-    return f'<td{cls} data-v="{c.value!r}">{c.value:.3f}{ci}</td>'
+    classes = [name for name, on in (("best", c.best and best_marks), ("incomplete", c.incomplete),
+                                     ("mixed", c.mixed), ("tied", c.tied)) if on]
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    quals = c.qualifiers()
+    q = f'<br><span class="q">{html.escape(", ".join(quals))}</span>' if quals else ""
+    return f'<td{cls} data-v="{c.value!r}">{c.value:.3f}{ci}{q}</td>'
 
 
 def _table_html(table: Table) -> str:
@@ -264,7 +271,7 @@ def _table_html(table: Table) -> str:
                    ["model", *[column_name(c) for c in table.columns], "mean rank"])
     body = []
     for r in table.rows:
-        cells = "".join(_cell_html(c, r.kind == "model") for c in r.cells)
+        cells = "".join(_cell_html(c, r.kind in ("model", "baseline")) for c in r.cells)
         rank = f'<td data-v="{r.mean_rank!r}">{r.mean_rank:.2f}</td>' if r.mean_rank is not None else '<td data-v="">—</td>'
         body.append(f'<tr class="{r.kind}"><td>{html.escape(r.name)}</td>{cells}{rank}</tr>')
     return f'<table class="lb" id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
