@@ -78,6 +78,21 @@ class Board:
     tasks: dict[str, dict] = field(default_factory=dict)       # task name -> results["tasks"][name] (latest)
     runs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    results: dict[Path, dict] = field(default_factory=dict)   # run -> its results.json
+    labels: dict[Path, str] = field(default_factory=dict)     # run -> short name shown instead of its path
+
+    def label(self, run: Path) -> str:
+        """A run's folder name (with its parent's when two runs share it): outputs never hold
+        machine paths, so they can be moved and published."""
+        return self.labels.get(run, run.name)
+
+    def _add_label(self, run: Path) -> None:
+        used = set(self.labels.values())
+        for cand in (run.name, f"{run.parent.name}/{run.name}"):
+            if cand not in used:
+                self.labels[run] = cand
+                return
+        self.labels[run] = f"{run.name}#{len(self.labels) + 1}"
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -115,12 +130,14 @@ def load_runs(dirs: list[Path]) -> Board:
         if not isinstance(results, dict) or results.get("schema") != "cytoreg/results/v1":
             schema = results.get("schema") if isinstance(results, dict) else type(results).__name__
             raise CytoregError(f"{path}: schema '{schema}' is not cytoreg/results/v1")
-        run = path.parent
+        run = path.parent.resolve()
         board.runs.append(run)
+        board.results[run] = results
+        board._add_label(run)
         for name, info in results["tasks"].items():
             old = board.tasks.get(name)
             if old is not None and old.get("spec_hash") != info.get("spec_hash"):
-                board.notes.append(f"task '{name}' has a different spec in {run} than in an earlier run "
+                board.notes.append(f"task '{name}' has a different spec in {board.label(run)} than in an earlier run "
                                    f"(spec hash {old.get('spec_hash')} → {info.get('spec_hash')}); the later is shown")
             board.tasks[name] = {**info, "_run": str(run)}
         comps = results.get("comparisons") or []
@@ -129,8 +146,8 @@ def load_runs(dirs: list[Path]) -> Board:
         for ev in results["evaluations"]:
             key = (ev["task"], ev["setting"], ev["model"])
             if key in board.entries:
-                board.notes.append(f"{ev['model']} on {column_name(key[:2])}: {run} overrides "
-                                   f"{board.entries[key].run}")
+                board.notes.append(f"{ev['model']} on {column_name(key[:2])}: {board.label(run)} overrides "
+                                   f"{board.label(board.entries[key].run)}")
             board.entries[key] = Entry(*key, evaluation=ev, run=run, task_info=results["tasks"].get(ev["task"], {}),
                                        model_info=(results.get("models") or {}).get(ev["model"], {}),
                                        comparisons=[c for c in comps if (c.get("task"), c.get("setting")) == key[:2]],
@@ -220,7 +237,7 @@ def _mark_mixed(board: Board, cols: list[tuple[str, str]], allow_mixed: bool, no
             continue
         ref = max(groups, key=lambda k: (len(groups[k]), max(e.n or 0 for e in groups[k])))
         desc = "; ".join(f"{', '.join(e.model for e in es)} (n={es[0].n}"
-                         f"{', limit ' + str(es[0].limit) if es[0].limit else ''}, {es[0].run})"
+                         f"{', limit ' + str(es[0].limit) if es[0].limit else ''}, run {board.label(es[0].run)})"
                          for k, es in groups.items())
         problems.append(f"{column_name((t, s))}: the models were scored on different samples: {desc}")
         for k, es in groups.items():
