@@ -333,7 +333,10 @@ def build_table(board: Board, metric: str, *, allow_mixed: bool = False, ties: b
             refs.setdefault(f"paper: {name}", [Cell(None) for _ in cols])[j] = Cell(num(v))
     rows += [Row(name, "reference", cells) for name, cells in refs.items()]
     if refs:
-        notes.append("paper rows are the published numbers, computed on the paper's own samples, not on these")
+        sources = {t: (board.tasks.get(t, {}).get("reference") or {}).get("source") for t, _ in cols}
+        cited = "; ".join(f"{t}: {s}" for t, s in sources.items() if s)
+        notes.append("paper rows are the published numbers, computed on the paper's own samples, not on these"
+                     + (f" (sources — {cited})" if cited else ""))
     return Table(metric, cols, rows, notes)
 
 
