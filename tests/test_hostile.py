@@ -298,11 +298,11 @@ def test_hostile_names_and_labels_render_as_text(base_run, tmp_path):
     (run_dir / "results.json").write_text(json.dumps(results))
     out = tmp_path / "lb"
     res = cli(["leaderboard", str(run_dir), "--out", str(out)], cwd=tmp_path)
-    clean(res, code=0, culprit=None, fragments=["\\<svg onload=alert(1)\\>\\|x"], messages=0)
+    clean(res, code=0, culprit=None, fragments=["&lt;svg onload=alert(1)&gt;\\|x"], messages=0)
     md = (out / "leaderboard.md").read_text()
     page = (out / "index.html").read_text()
     assert not re.search(r"(?<!\\)<", md), md  # every < escaped: no raw HTML reaches a Markdown renderer
-    assert "\\<img src=x onerror=alert(2)\\>" in md
+    assert "&lt;img src=x onerror=alert(2)&gt;" in md
     assert "<svg onload" not in page and "<img src=x" not in page and "&lt;svg onload=alert(1)&gt;" in page
     assert len(list((out / "img").glob("cm-*.png"))) == 2  # the TeX-like label did not stop the plots
 

@@ -92,3 +92,10 @@ def iter_samples(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise CytoregError(f"{path}:{i}: a JSON {type(row).__name__}, not a sample row; {_REWRITE}")
             yield i, row
+
+
+def check_samples(path: Path) -> None:
+    """Read a ``samples.jsonl`` through once (if it exists), raising on the first damaged line."""
+    if path.exists():
+        for _ in iter_samples(path):
+            pass
