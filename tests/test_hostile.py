@@ -484,6 +484,7 @@ def _reply_specs(folder: Path, url: str) -> None:
             "api_key_env: HOSTILE_API_KEY}\nexecution: {concurrency: 2, max_retries: 0}\n")
 
 
+@pytest.mark.slow  # an eval with the openai SDK per case: seconds each on a shared machine
 @pytest.mark.parametrize("name", list(REPLIES))
 def test_hostile_server_reply(name, bad_server, tmp_path):
     _reply_specs(tmp_path / "specs", bad_server.base_url)
@@ -499,6 +500,7 @@ def test_hostile_server_reply(name, bad_server, tmp_path):
     assert not any(KEY.encode() in p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(GEMINI_REPLIES))
 def test_hostile_gemini_reply(name, tmp_path):
     reply, fragment = GEMINI_REPLIES[name]
