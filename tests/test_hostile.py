@@ -533,8 +533,8 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 
 def test_corpus_is_large_enough():
-    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES)
-         + 12)  # the single tests above: paths, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
+    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES)
+         + 12)  # the single tests: paths, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
 
@@ -628,3 +628,47 @@ def test_leaderboard_with_1000_labels_stays_under_1gb(tmp_path):
     for png in (tmp_path / "lb" / "img").glob("*.png"):
         w, h = PILImage.open(png).size
         assert w * h < 4_000_000, (png.name, w, h)
+
+
+# --------------------------------------------------------------------------------------------
+# images (the decode path belongs to the data sources; here: broken files never stop a run)
+
+
+BROKEN_IMAGES = {
+    "MO_empty.png": lambda good_tif: b"",
+    "MO_garbage.png": lambda good_tif: b"not an image at all " * 20,
+    "MO_garbage.tif": lambda good_tif: b"II*\x00" + b"\x00" * 40,
+    "MO_truncated.tif": lambda good_tif: good_tif[: len(good_tif) // 3],
+    "MO_text.jpg": lambda good_tif: b"<html>404 not found</html>",
+}
+
+
+@pytest.mark.slow
+def test_broken_images_become_error_records_naming_the_file(tmp_path):
+    import io
+
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("LY_ok.png", "MO_ok.png"):
+        Image.new("RGB", (8, 8), (120, 30, 200)).save(data / name)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, "TIFF")
+    for name, make in BROKEN_IMAGES.items():
+        (data / name).write_bytes(make(buf.getvalue()))
+    with FakeOpenAI() as srv:
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        (specs / "t.yaml").write_text(f"spec: task/v1\nname: imgs\nextends: demo\ndata: {{root: '{data}'}}\n"
+                                      "sampling: {test_per_class: 10, fewshot_per_class: 0}\nsettings: [zero_shot]\n")
+        (specs / "m.yaml").write_text(f"spec: model/v1\nname: fk\nadapter: openai\nparams: {{model: x, base_url: "
+                                      f"'{srv.base_url}'}}\nexecution: {{max_retries: 0}}\n")
+        res = cli(["eval", "--tasks", "imgs", "--models", "fk", "--include", "specs", "--output", "out",
+                   "--no-progress", "--bootstrap", "0"], cwd=tmp_path, extra_env={"OPENAI_API_KEY": KEY})
+    clean(res, code=(0, 3), culprit=None, fragments=[], messages=0)
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out" / "samples.jsonl").read_text().splitlines())}
+    assert rows["LY_ok.png"]["error"] is None and rows["MO_ok.png"]["error"] is None
+    for name in BROKEN_IMAGES:
+        err = rows[name]["error"]
+        assert err and name in err and "Traceback" not in err, (name, err)
