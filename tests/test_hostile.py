@@ -150,6 +150,14 @@ def test_markup_in_a_path_is_printed_as_written(tmp_path):
     clean(run, code=1, culprit="x[blast]/[red]specs/t.yaml", fragments=["unknown key 'lables'"])
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_not_read(tmp_path):
+    """Reading a FIFO would block forever; validate names it instead."""
+    os.mkfifo(tmp_path / "spec.yaml")
+    run = cli(["validate", "spec.yaml"], cwd=tmp_path)
+    clean(run, code=1, culprit="spec.yaml", fragments=["not a regular file or folder"])
+
+
 def test_both_yaml_loaders_reject_the_same_inputs(tmp_path):
     """libyaml's C loader (used when available) and the pure-Python loader give the same verdict
     on every YAML case of the corpus, and the same message apart from the parser's own wording."""
@@ -534,7 +542,7 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 def test_corpus_is_large_enough():
     n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES)
-         + 12)  # the single tests: paths, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
+         + 13)  # the single tests: paths, fifo, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
 

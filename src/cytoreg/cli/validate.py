@@ -18,8 +18,12 @@ def cmd_validate(args) -> int:
         if not path.exists():
             problems.append(f"{p}: no such file or folder")
             continue
+        if not (path.is_file() or path.is_dir()):
+            problems.append(f"{p}: not a regular file or folder (a pipe or device?); give a spec file or a folder")
+            continue
         files += iter_spec_files(path)
-    cat = Catalog.load(list(args.include) + [p for p in args.paths if Path(p).exists()], strict=False)
+    cat = Catalog.load(list(args.include) + [p for p in args.paths if Path(p).is_file() or Path(p).is_dir()],
+                       strict=False)
     problems += cat.problems
     if problems:
         for line in problems:
