@@ -146,6 +146,26 @@ def _check_graph(root: yaml.Node | None, name: str) -> None:
                          "repeat fewer values by alias (an alias bomb?)"])
 
 
+def _check_depth(root: yaml.Node, name: str) -> None:
+    """The depth cap alone, for text without anchors (no node can be shared): the same walk in
+    document order as :func:`_check_graph`, without the expansion bookkeeping."""
+    stack = [(root, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            raise SpecError([_too_deep(name, node.start_mark.line + 1)])
+        value = node.value
+        if isinstance(value, list):
+            if isinstance(node, yaml.MappingNode):
+                for k, v in reversed(value):
+                    push((v, depth + 1))
+                    push((k, depth + 1))
+            else:
+                for v in reversed(value):
+                    push((v, depth + 1))
+
+
 _LOADERS: dict[bool, type] = {}
 
 
@@ -190,7 +210,10 @@ def parse_yaml(text: str, name: str, *, c_loader: bool | None = None) -> Any:
         loader = loader_class(c_loader)(text)  # the pure-Python reader checks characters here
         loader.name = name
         node = loader.get_single_node()
-        _check_graph(node, name)
+        if "&" in text:  # anchors, hence aliases, are possible: count what they expand to
+            _check_graph(node, name)
+        elif node is not None:
+            _check_depth(node, name)
         return loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
