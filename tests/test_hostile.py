@@ -185,9 +185,11 @@ def test_both_yaml_loaders_reject_the_same_inputs(tmp_path):
 # show / the pipe
 
 
-def test_show_into_a_closed_pipe_is_silent(tmp_path):
-    """`cytoreg show demo | head -1`: the reader goes away; exit 141 (as after SIGPIPE), no noise."""
-    p = subprocess.Popen([sys.executable, "-m", "cytoreg", "show", "demo"], cwd=tmp_path, env=env(),
+@pytest.mark.parametrize("args", [["show", "demo"], ["list"]], ids=["show-plain-print", "list-rich-table"])
+def test_output_into_a_closed_pipe_is_silent(tmp_path, args):
+    """`cytoreg show demo | head -1`: the reader goes away; exit 141 (as after SIGPIPE), no noise,
+    for plain prints and for rich tables alike (rich alone would exit 1)."""
+    p = subprocess.Popen([sys.executable, "-m", "cytoreg", *args], cwd=tmp_path, env=env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()  # before the child writes anything
     err = p.stderr.read().decode()
@@ -542,7 +544,7 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 def test_corpus_is_large_enough():
     n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES)
-         + 13)  # the single tests: paths, fifo, loaders, pipe, show ×2, names, read-only ×2, file ×2, cache ×3
+         + 14)  # the single tests: paths, fifo, loaders, pipe ×2, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
 

@@ -12,9 +12,14 @@ def _console(stderr: bool = False):
     from rich.console import Console
 
     console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    console.on_broken_pipe = _broken_pipe  # rich would exit 1; the error boundary exits 141 quietly
     if not console.is_terminal:
         console.width = max(console.width, 160)  # logs and pipes: do not squeeze tables to 80 columns
     return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(32, "the reader of the output went away")
 
 
 def styled(tag: str, style: str, message: str):
