@@ -28,7 +28,7 @@ CASES = [
     ("answer: eosinophil", "Eosinophil", "field_line"),
     ("Final answer: Myelocyte.", "Myelocyte", "field_line"),
     ("Metamyelocyte\n\nThe kidney-shaped nucleus suggests this stage.", "Metamyelocyte", "first_line"),
-    ("Promyelocyte - large cell with prominent primary granules", "Promyelocyte", "contains"),
+    ("Promyelocyte - large cell with prominent primary granules", "Promyelocyte", "first_line"),
     ("The cell in the image is a lymphocyte.", "Lymphocyte", "conclusion"),
     ("This appears to be a band neutrophil, given the unsegmented curved nucleus.", "Band Neutrophil", "conclusion"),
     ("I believe this is an Erythroblast (nucleated red cell precursor).", "Erythroblast", "conclusion"),
@@ -58,7 +58,7 @@ NESTED = [
     ("Diagnosis: Atypical glandular cell- not otherwise specified",
      "Atypical glandular cell- not otherwise specified", "field_line"),
     ("These are endocervical cells? No: Endocervical cell, benign.", "Endocervical cell", "conclusion"),
-    ("low-grade squamous intraepithelial lesion (LSIL)", "Low-grade squamous intraepithelial lesion", "contains"),
+    ("low-grade squamous intraepithelial lesion (LSIL)", "Low-grade squamous intraepithelial lesion", "first_line"),
     ("Adenocarcinoma", "Adenocarcinoma", "exact"),
 ]
 

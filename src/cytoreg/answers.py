@@ -62,7 +62,7 @@ def _unarticle(text: str) -> str:
 
 # -- where a name counts as put forward ------------------------------------------------------
 _FILLER = r"(?:(?:an?|the|any|typical|usual|mature|normal|classic(?:al)?|simple|just|simply|merely|true|" \
-          r"definite|reactive|real|obvious|other|in|with)\s+)"
+          r"definite|reactive|real|obvious|other|in|with|yet|quite|exactly|really|necessarily)\s+)"
 _NEG_BEFORE = re.compile(
     r"(?:\b(?:not|nor|unlike|than|instead\s+of|opposed\s+to|excluding|exclude[sd]?|rule[sd]?\s+out|ruling\s+out|"
     r"no|without|absence\s+of|lack\s+of|cannot\s+be|can't\s+be|isn't|aren't|wasn't|compared\s+(?:to|with)|"
@@ -143,6 +143,9 @@ _REFUSAL = re.compile(r"\b(?:i'?m\s+(?:sorry|unable|not\s+able)|i\s+am\s+(?:sorr
                       r"cannot)\s+(?:provide|help|assist|identify|determine|diagnose|make|give|analy[sz]e|view|see)|"
                       r"unable\s+to\s+(?:provide|determine|identify|diagnose|view|see|analy[sz]e))", re.I)
 
+_CANNOT_TELL = re.compile(r"\b(?:can(?:no|')t|cannot|unable\s+to|not\s+(?:possible|able)\s+to|difficult\s+to|hard\s+to)\s+"
+                          r"(?:\w+\s+)?(?:determine|identify|tell|say|classify|distinguish|be\s+(?:sure|certain))", re.I)
+
 # strong conclusions (answer / therefore / I would classify), then weaker ones
 _STRONG = re.compile(
     r"\b(?:(?:the\s+)?(?:(?:correct|final|right|best|most\s+likely|likely|my|best)\s+)*(?:answer|option|choice)"
@@ -156,7 +159,7 @@ _STRONG = re.compile(
 _WEAK = re.compile(
     r"\b(?:most\s+(?:consistent|compatible)\s+with|(?:is|are|be)\s+(?:(?:most|more|highly|very)\s+)?(?:consistent|"
     r"compatible)\s+with|in\s+keeping\s+with|most\s+(?:likely|probably)|(?:is|represents?)\s+(?:likely|probably)|"
-    r"(?:appears?|seems?|looks?)\s+(?:to\s+be|like)|(?:identified|classified|categori[sz]ed|recogni[sz]ed)\s+as|"
+    r"(?:appears?|seems?|looks?)\s+(?:to\s+be|like)|(?:most\s+)?(?:closely\s+)?resembles?|(?:identified|classified|categori[sz]ed|recogni[sz]ed)\s+as|"
     r"best\s+(?:described|classified|characteri[sz]ed|categori[sz]ed)\s+as|i\s+(?:think|believe|suspect|would\s+say|'d\s+say)"
     r"|(?:diagnosis|identification|classification)\s+(?:is|would\s+be|of)|this\s+is|it\s+is|it's|these\s+are"
     r"|(?:this|the|these)\s+(?:cells?|image|picture|smear|finding|findings|lesions?|presentation)(?:\s+\w+){0,3}?\s+"
@@ -282,7 +285,7 @@ class AnswerExtractor:
             return found
         lines = [ln for ln in text.strip().splitlines() if _strip(ln)]
         first = lines[0] if lines else ""
-        sentence = re.split(r"(?<=[.!:])\s", _strip(first), maxsplit=1)[0]
+        sentence = re.split(r"(?<=[.!:])\s|\s[-–—]+\s|\s\(", _strip(first), maxsplit=1)[0]
         for cand in (first, sentence):
             hit = self._whole(cand)
             if hit:
@@ -292,6 +295,8 @@ class AnswerExtractor:
         if found:
             return found
         keys = self._find.keys(text)
+        if len(keys) == 1 and _CANNOT_TELL.search(text):
+            return Extraction(None, "invalid", f"says it cannot tell; names {keys[0]} only in passing")
         if len(keys) == 1:
             return Extraction(keys[0], "contains")
         if len(keys) > 1:
