@@ -68,7 +68,7 @@ _NEG_BEFORE = re.compile(
     r"no|without|absence\s+of|lack\s+of|cannot\s+be|can't\s+be|isn't|aren't|wasn't|compared\s+(?:to|with)|"
     r"less\s+likely|unlikely(?:\s+to\s+be)?|other\s+than|except|if\s+(?:it|this|the\s+cell)\s+(?:were|was|is)|"
     r"(?:distinguish\w*|differentiat\w*|differ\w*|different|distinct|separat\w*|tell\s+\w+\s+apart)\s+(?:\w+\s+)?from)"
-    r"|\bnon-?)[\s\-]*" + _FILLER + r"{0,2}$",
+    r"|(?:favou?r|prefer)\w*\b[^.;\n]{0,60}?\bover|\bnon-?)[\s\-]*" + _FILLER + r"{0,2}$",
     re.I)
 _NEG_AFTER = re.compile(
     r"^[\s*_\"')]*(?:\?|(?:,\s*)?(?:(?:is|are|was|were|seems|appears|would\s+be|seem)\s+)?(?:(?:very|much|far|highly|"
@@ -86,7 +86,10 @@ def _form_pattern(surface: str) -> re.Pattern | None:
     if not tokens:
         return None
     abbreviation = surface.isupper() and len(surface) <= 8
-    parts = [re.escape(t) + ("s?" if t.isalpha() and len(t) >= 3 and not t.lower().endswith("s") else "")
+    surface = re.sub(r"(?<=\w)['’]s\b", "", surface)  # "Kaposi's" also reads "Kaposi", "Kaposis"
+    tokens = re.findall(r"[^\W_]+", surface)
+    parts = [re.escape(t) + (r"(?:['’]?s)?" if t.isalpha() and len(t) >= 3 and not t.lower().endswith("s")
+                             else r"(?:['’]s)?" if t.isalpha() and len(t) >= 3 else "")
              for t in tokens]
     return re.compile(r"(?<![^\W_])" + _SEP.join(parts) + r"(?![^\W_])", 0 if abbreviation else re.I)
 
@@ -121,14 +124,14 @@ class _Names:
 
 
 # -- reply structure: field lines and conclusions ---------------------------------------------
-_FIELDS_ANSWER = r"answer|conclusion|choice|option|selected\s+option|selection|final\s+\w+(?:\s+\w+)?"
+_FIELDS_ANSWER = r"answer|conclusion|choice|option|selected\s+option|selection|final\s+\w+(?:\s+\w+)?|most\s+likely"
 _FIELDS = (r"answer|conclusion|choice|option|selected\s+option|selection|cell\s+type|cell\s+identification|"
            r"cell\s+classification|type\s+of\s+cell|cell|diagnosis|classification|class|label|prediction|"
            r"identification|category|result|impression|interpretation|finding")
 _FIELD = re.compile(
     r"^[\s>*_#|•·\-]*(?:\d+[.)]\s*)?(?:\*\*|__)?\s*"
     r"(?P<field>(?:(?:my|the|your|final|overall|predicted|most\s+likely|likely|probable|best|correct|definitive|"
-    r"suggested|proposed|primary)\s+)*(?:" + _FIELDS + r")s?(?:\s*\([^)]*\))?)"
+    r"suggested|proposed|primary)\s+)*(?:" + _FIELDS + r")s?(?:\s*\([^)]*\))?|most\s+likely)"
     r"\s*(?:\*\*|__|\*)?\s*(?:[:：=]|\s[-–—]\s)\s*(?:\*\*|__)?\s*(?P<value>.*?)\s*$", re.I)
 _FIELD_HEADING = re.compile(
     r"^[\s>*_#|\-]*(?:\*\*|__)?\s*(?P<field>(?:(?:my|the|final|overall|predicted|most\s+likely|correct)\s+)*"
@@ -164,7 +167,7 @@ _WEAK = re.compile(
     r"|(?:diagnosis|identification|classification)\s+(?:is|would\s+be|of)|this\s+is|it\s+is|it's|these\s+are"
     r"|(?:this|the|these)\s+(?:cells?|image|picture|smear|finding|findings|lesions?|presentation)(?:\s+\w+){0,3}?\s+"
     r"(?:is|are|shows?|depicts?|represents?|demonstrates?|contains?|suggests?)|points?\s+(?:to|towards))\b", re.I)
-_CLAUSE_END = re.compile(r"(?<!\bspp)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)[.!?;\n](?=\s|$)|\n")
+_CLAUSE_END = re.compile(r"(?<!\bspp)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\b[A-J1-9])[.!?;\n](?=\s|$)|\n")
 
 
 def _lines(text: str) -> list[str]:
@@ -324,7 +327,7 @@ class AnswerExtractor:
 # -- multiple choice --------------------------------------------------------------------------
 LETTERS = "ABCDEFGHIJ"
 _MARKER = re.compile(
-    r"^[\s*_`\"'>#]*(?P<kw>(?:option|choice|answer|letter|number)\s*[:#]?\s*)?(?P<open>[(\[])?\s*"
+    r"^[\s*_`\"'>#:]*(?P<kw>(?:option|choice|answer|letter|number)\s*[:#]?\s*)?(?P<open>[(\[])?\s*"
     r"(?P<m>[A-Ja-j]|10|[1-9])\s*(?P<close>[)\]])?(?P<after>.*)$", re.S | re.I)
 _REVERSED = re.compile(r"\b(?:is|seems|appears)\s+(?:to\s+be\s+)?(?:the\s+)?(?:(?:most|best|correct|right|likely|final)\s+)+"
                        r"(?:answer|option|choice|diagnosis|fit|match|explanation)\b", re.I)
@@ -385,6 +388,18 @@ class OptionReader:
             return None, f"marker {mark} but the text names option(s) {', '.join(named)}"
         return (None, "") if strict else (opt, "")
 
+    def _line(self, line: str) -> str | None:
+        """A line that is a marker, an option's text, or starts with one ("Gout — tophi …")."""
+        opt, why = self.marker(line, strict=True)
+        if opt or why:
+            return opt
+        head = re.split(r"(?<=[.!:])\s|\s[-–—]+\s|\s\(", _strip(line), maxsplit=1)[0]
+        for cand in (line, head):
+            opt = self._texts.get(normalise(_unarticle(_strip(cand))))
+            if opt:
+                return opt
+        return None
+
     def _read(self, value: str, strict: bool = False) -> tuple[str | None, str]:
         opt, why = self.marker(value, strict)
         if opt or why:
@@ -398,12 +413,13 @@ class OptionReader:
         if text is None or not text.strip():
             return Extraction(None, "invalid", "empty reply")
         lines = [ln for ln in text.strip().splitlines() if _strip(ln)]
-        if len(lines) == 1:
-            opt, why = self._read(lines[0], strict=True)
-            if opt:
-                return Extraction(opt, "exact", _strip(lines[0])[:80])
+        if len(lines) == 1:  # "C", "(C)", "3.", "C. Sarcoidosis", "Sarcoidosis"
+            opt, why = self.marker(lines[0], strict=True)
             if why:
                 return Extraction(None, "invalid", why)
+            opt = opt or self._texts.get(normalise(_unarticle(_strip(lines[0]))))
+            if opt:
+                return Extraction(opt, "exact", _strip(lines[0])[:80])
         fuzzy_candidates = [text]
         fields = field_values(text)
         for answer_fields in (True, False):
@@ -421,7 +437,7 @@ class OptionReader:
         if found:
             return found
         for step, line in (("last_line", lines[-1]), ("first_line", lines[0])):
-            opt, why = self._read(line, strict=True)
+            opt = self._line(line)
             if opt:
                 return Extraction(opt, step, _strip(line)[:80])
         found = self._conclusion(text, _WEAK)
