@@ -68,7 +68,7 @@ _NEG_BEFORE = re.compile(
     r"no|without|absence\s+of|lack\s+of|cannot\s+be|can't\s+be|isn't|aren't|wasn't|compared\s+(?:to|with)|"
     r"less\s+likely|unlikely(?:\s+to\s+be)?|other\s+than|except|if\s+(?:it|this|the\s+cell)\s+(?:were|was|is)|"
     r"(?:distinguish\w*|differentiat\w*|differ\w*|different|distinct|separat\w*|tell\s+\w+\s+apart)\s+(?:\w+\s+)?from)"
-    r"|(?:favou?r|prefer)\w*\b[^.;\n]{0,60}?\bover|\bnon-?)[\s\-]*" + _FILLER + r"{0,2}$",
+    r"|(?:favou?r|prefer)\w*\b[^.;\n]{0,60}?\bover|\bas\s+\w+\s+as|\bnon-?)[\s\-]*" + _FILLER + r"{0,2}$",
     re.I)
 _NEG_AFTER = re.compile(
     r"^[\s*_\"')]*(?:\?|(?:,\s*)?(?:(?:is|are|was|were|seems|appears|would\s+be|seem)\s+)?(?:(?:very|much|far|highly|"
