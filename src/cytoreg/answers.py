@@ -158,7 +158,7 @@ _STRONG = re.compile(
     r"|i\s*(?:would|will|'d|'ll)?\s*(?:choose|select|pick|go\s+with|opt\s+for|classify\s+(?:this|it|the\s+\w+)"
     r"(?:\s+\w+)?\s+as|identify\s+(?:this|it|the\s+\w+)(?:\s+\w+)?\s+as|label\s+(?:this|it)\s+as|"
     r"categori[sz]e\s+(?:this|it)\s+as|call\s+(?:this|it))\b)"
-    r"|(?:^|(?<=[.;!?\n]))\s*(?:and\s+)?so\b,?", re.I)
+    r"|(?:^|(?<=[.;!?,\n]))\s*(?:and\s+)?so\b,?", re.I)
 _WEAK = re.compile(
     r"\b(?:most\s+(?:consistent|compatible)\s+with|(?:is|are|be)\s+(?:(?:most|more|highly|very)\s+)?(?:consistent|"
     r"compatible)\s+with|in\s+keeping\s+with|most\s+(?:likely|probably)|(?:is|represents?)\s+(?:likely|probably)|"
@@ -168,6 +168,12 @@ _WEAK = re.compile(
     r"|(?:this|the|these)\s+(?:cells?|image|picture|smear|finding|findings|lesions?|presentation)(?:\s+\w+){0,3}?\s+"
     r"(?:is|are|shows?|depicts?|represents?|demonstrates?|contains?|suggests?)|points?\s+(?:to|towards))\b", re.I)
 _CLAUSE_END = re.compile(r"(?<!\bspp)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\b[A-J1-9])[.!?;\n](?=\s|$)|\n")
+
+
+def clean(text: str) -> str:
+    """LaTeX answer wrappers off: ``$\\boxed{\\text{Monocyte}}$`` → ``Monocyte``."""
+    text = re.sub(r"\\text(?:bf|it)?\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"\$*\\boxed\{([^{}]*)\}\$*", r"\1", text)
 
 
 def _lines(text: str) -> list[str]:
@@ -199,6 +205,8 @@ def field_values(text: str) -> list[tuple[bool, str]]:
                 continue
             m, value = h, nxt
         field = re.sub(r"\s+", " ", m.group("field").lower())
+        if re.search(r"\b(?:choices|options)$", field):
+            continue  # "Choices:" heads the re-quoted option list, not an answer
         found.append((bool(re.search(r"\b(?:" + _FIELDS_ANSWER + r")\b", field)), value))
     return found
 
@@ -266,6 +274,7 @@ class AnswerExtractor:
     def extract(self, text: str | None) -> Extraction:
         if text is None or not text.strip():
             return Extraction(None, "invalid", "empty reply")
+        text = clean(text)
         hit = self._whole(text)
         if hit:
             return hit
@@ -275,13 +284,13 @@ class AnswerExtractor:
         for answer_fields in (True, False):
             chosen = [v for is_answer, v in fields if is_answer == answer_fields]
             for value in reversed(chosen):
+                if answer_fields and _NON_ANSWER.match(_strip(value)):
+                    return Extraction(None, "invalid", f"answer field says {_strip(value)[:60]!r}")
                 label, named = self._read(value)
                 if label:
                     return Extraction(label, "field_line", _strip(value)[:80])
                 if len(named) > 1:
                     return Extraction(None, "invalid", "field line hedges: " + ", ".join(sorted(named)))
-            if answer_fields and chosen and _NON_ANSWER.match(_strip(chosen[-1])):
-                return Extraction(None, "invalid", f"answer field says {_strip(chosen[-1])[:60]!r}")
             fuzzy_candidates += chosen
         found = self._conclusion(text, _STRONG)
         if found:
@@ -412,6 +421,7 @@ class OptionReader:
     def extract(self, text: str | None) -> Extraction:
         if text is None or not text.strip():
             return Extraction(None, "invalid", "empty reply")
+        text = clean(text)
         lines = [ln for ln in text.strip().splitlines() if _strip(ln)]
         if len(lines) == 1:  # "C", "(C)", "3.", "C. Sarcoidosis", "Sarcoidosis"
             opt, why = self.marker(lines[0], strict=True)
@@ -425,20 +435,22 @@ class OptionReader:
         for answer_fields in (True, False):
             chosen = [v for is_answer, v in fields if is_answer == answer_fields]
             for value in reversed(chosen):
+                if answer_fields and _NON_ANSWER.match(_strip(value)):
+                    return Extraction(None, "invalid", f"answer field says {_strip(value)[:60]!r}")
                 opt, why = self._read(value)
                 if opt:
                     return Extraction(opt, "field_line", _strip(value)[:80])
                 if why:
                     return Extraction(None, "invalid", "field line: " + why)
-            if answer_fields and chosen and _NON_ANSWER.match(_strip(chosen[-1])):
-                return Extraction(None, "invalid", f"answer field says {_strip(chosen[-1])[:60]!r}")
             fuzzy_candidates += chosen
         found = self._conclusion(text, _STRONG) or self._reversed(text)
         if found:
             return found
-        for step, line in (("last_line", lines[-1]), ("first_line", lines[0])):
+        raw = text.strip().splitlines()
+        for step, line, neighbour in (("last_line", raw[-1], raw[-2] if len(raw) > 1 else ""),
+                                      ("first_line", raw[0], raw[1] if len(raw) > 1 else "")):
             opt = self._line(line)
-            if opt:
+            if opt and not (_strip(neighbour) and self._line(neighbour)):  # not an item of a re-quoted list
                 return Extraction(opt, step, _strip(line)[:80])
         found = self._conclusion(text, _WEAK)
         if found:
