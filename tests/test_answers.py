@@ -57,7 +57,7 @@ NESTED = [
     ("The cells show adenocarcinoma of endocervical cell origin.", "Adenocarcinoma of endocervical cell", "conclusion"),
     ("Diagnosis: Atypical glandular cell- not otherwise specified",
      "Atypical glandular cell- not otherwise specified", "field_line"),
-    ("These are endocervical cells? No: Endocervical cell, benign.", "Endocervical cell", "conclusion"),
+    ("These are endocervical cells? No: Endocervical cell, benign.", "Endocervical cell", "contains"),
     ("low-grade squamous intraepithelial lesion (LSIL)", "Low-grade squamous intraepithelial lesion", "first_line"),
     ("Adenocarcinoma", "Adenocarcinoma", "exact"),
 ]

@@ -68,13 +68,22 @@ _NEG_BEFORE = re.compile(
     r"no|without|absence\s+of|lack\s+of|cannot\s+be|can't\s+be|isn't|aren't|wasn't|compared\s+(?:to|with)|"
     r"less\s+likely|unlikely(?:\s+to\s+be)?|other\s+than|except|if\s+(?:it|this|the\s+cell)\s+(?:were|was|is)|"
     r"(?:distinguish\w*|differentiat\w*|differ\w*|different|distinct|separat\w*|tell\s+\w+\s+apart)\s+(?:\w+\s+)?from)"
-    r"|(?:favou?r|prefer)\w*\b[^.;\n]{0,60}?\bover|\bas\s+\w+\s+as|\bnon-?)[\s\-]*" + _FILLER + r"{0,2}$",
+    r"|(?:favou?r|prefer)\w*\b[^.;\n]{0,60}?\bover|\bas\s+\w+\s+as|\bnon-?"
+    r"|\b(?:including|includes?|such\s+as|e\.g\.|for\s+example|for\s+instance)\b[^.;:\n]{0,70}?)[\s\-]*"
+    + _FILLER + r"{0,2}$",
     re.I)
 _NEG_AFTER = re.compile(
     r"^[\s*_\"')]*(?:\?|(?:,\s*)?(?:(?:is|are|was|were|seems|appears|would\s+be|seem)\s+)?(?:(?:very|much|far|highly|"
     r"less|quite|also|therefore)\s+)?(?:unlikely|less\s+likely|ruled\s+out|excluded|improbable)\b|"
     r"\s*(?:is|are|was|were)\s+(?:not|n't)\b|\s*(?:isn't|aren't|wasn't)\b)",
     re.I)
+# a name offered as a possibility next to the answer: "… cannot be excluded", "could also be …"
+_ALT_BEFORE = re.compile(r"\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|perhaps|maybe)|\balternatively|"
+                         r"\bdifferential\s+(?:diagnosis\s+)?(?:includes?|would\s+include|:)|\bpossibly|\bperhaps|\bmaybe"
+                         r"[\s,]*" + _FILLER + r"{0,2}$", re.I)
+_ALT_AFTER = re.compile(r"^[\s*_\"')]*(?:(?:is|are)\s+)?(?:also\s+)?(?:(?:cannot|can't|can\s+not)\s+be\s+(?:entirely\s+)?"
+                        r"(?:excluded|ruled\s+out)|(?:is|are)\s+(?:also\s+)?(?:possible|a\s+possibility|in\s+the\s+differential))",
+                        re.I)
 _SEP = r"[\s\-‐‑–—/_,()'\"*]+"
 
 
@@ -107,19 +116,29 @@ class _Names:
     def __init__(self, forms: dict[str, str]):
         self.patterns = [(p, key) for form, key in forms.items() if (p := _form_pattern(form))]
 
-    def hits(self, text: str) -> list[_Hit]:
+    def _outer(self, text: str) -> list[_Hit]:
         found = {_Hit(m.start(), m.end(), key) for p, key in self.patterns for m in p.finditer(text)}
-        outer = [h for h in found if not any(o != h and o.start <= h.start and h.end <= o.end
-                                             and o.end - o.start > h.end - h.start for o in found)]
-        kept = [h for h in outer if not _NEG_BEFORE.search(text[max(0, h.start - 80):h.start])
-                and not _NEG_AFTER.match(text[h.end:h.end + 60])]
-        return sorted(kept, key=lambda h: h.start)
+        return sorted((h for h in found if not any(o != h and o.start <= h.start and h.end <= o.end
+                                                   and o.end - o.start > h.end - h.start for o in found)),
+                      key=lambda h: h.start)
 
-    def keys(self, text: str) -> list[str]:
-        """Distinct keys put forward, in order of their last mention."""
+    def hits(self, text: str) -> list[_Hit]:
+        """Mentions put forward: not negated, compared, questioned, enumerated or nested."""
+        return [h for h in self._outer(text) if not _NEG_BEFORE.search(text[max(0, h.start - 80):h.start])
+                and not _NEG_AFTER.match(text[h.end:h.end + 60])]
+
+    def alternatives(self, text: str) -> set[str]:
+        """Keys offered as a possibility ("X cannot be excluded", "could also be X")."""
+        return {h.key for h in self._outer(text) if _ALT_BEFORE.search(text[max(0, h.start - 60):h.start])
+                or _ALT_AFTER.match(text[h.end:h.end + 60])}
+
+    def keys(self, text: str, start: int = 0, end: int | None = None) -> list[str]:
+        """Distinct keys put forward within text[start:end], in order of their last mention."""
+        end = len(text) if end is None else end
         order: dict[str, int] = {}
         for h in self.hits(text):
-            order[h.key] = h.start
+            if start <= h.start and h.end <= end:
+                order[h.key] = h.start
         return sorted(order, key=order.get)
 
 
@@ -147,12 +166,14 @@ _REFUSAL = re.compile(r"\b(?:i'?m\s+(?:sorry|unable|not\s+able)|i\s+am\s+(?:sorr
                       r"unable\s+to\s+(?:provide|determine|identify|diagnose|view|see|analy[sz]e))", re.I)
 
 _CANNOT_TELL = re.compile(r"\b(?:can(?:no|')t|cannot|unable\s+to|not\s+(?:possible|able)\s+to|difficult\s+to|hard\s+to)\s+"
-                          r"(?:\w+\s+)?(?:determine|identify|tell|say|classify|distinguish|be\s+(?:sure|certain))", re.I)
+                          r"(?:\w+\s+)?(?:determine|identify|tell|say|classify|distinguish|be\s+(?:sure|certain)|view|see|"
+                          r"access|analy[sz]e|process|interpret)|\b(?:not\s+(?:sure|certain)|unsure|uncertain)\b", re.I)
 
 # strong conclusions (answer / therefore / I would classify), then weaker ones
 _STRONG = re.compile(
     r"\b(?:(?:the\s+)?(?:(?:correct|final|right|best|most\s+likely|likely|my|best)\s+)*(?:answer|option|choice)"
     r"(?:\s+(?:here|to\s+this\s+question))?\s*(?:is|would\s+be|will\s+be|should\s+be|=|:)(?:\s*:)?"
+    r"|(?:the\s+)?(?:closest|best\s+(?:fit|match))(?:\s+(?:one|option|answer|choice|match|diagnosis))?\s+(?:is|would\s+be)"
     r"|(?:therefore|thus|hence|consequently|in\s+conclusion|in\s+summary|to\s+summari[sz]e|to\s+conclude|overall|"
     r"all\s+in\s+all|taken\s+together)\b[,:]?"
     r"|i\s*(?:would|will|'d|'ll)?\s*(?:choose|select|pick|go\s+with|opt\s+for|classify\s+(?:this|it|the\s+\w+)"
@@ -211,14 +232,26 @@ def field_values(text: str) -> list[tuple[bool, str]]:
     return found
 
 
-def clauses(text: str, cue: re.Pattern) -> list[str]:
-    """The clause after each match of ``cue`` (up to the end of its sentence), last first."""
+def clause_spans(text: str, cue: re.Pattern) -> list[tuple[int, int]]:
+    """(start, end) of the clause after each match of ``cue`` — up to the end of its sentence, or
+    the next non-empty line when the cue ends its line ("the most likely diagnosis is:") — last first."""
     out = []
     for m in reversed(list(cue.finditer(text))):
-        rest = text[m.end():]
-        end = _CLAUSE_END.search(rest)
-        out.append(rest[:end.start()] if end else rest)
+        start = m.end()
+        end = _CLAUSE_END.search(text, start)
+        stop = end.start() if end else len(text)
+        if not _strip(text[start:stop]):
+            nxt = re.compile(r"[^\S\n]*\n\s*(?=\S)").match(text, stop)
+            if nxt:
+                start = nxt.end()
+                end = _CLAUSE_END.search(text, start)
+                stop = end.start() if end else len(text)
+        out.append((start, stop))
     return out
+
+
+def clauses(text: str, cue: re.Pattern) -> list[str]:
+    return [text[a:b] for a, b in clause_spans(text, cue)]
 
 
 # -- classification ---------------------------------------------------------------------------
@@ -272,6 +305,14 @@ class AnswerExtractor:
         return None
 
     def extract(self, text: str | None) -> Extraction:
+        ex = self._rules(text)
+        if ex.label is None and self.judge is not None and text and text.strip():
+            judged = self.judge(text)
+            if judged in self.labels:
+                return Extraction(judged, "judge", f"rules: {ex.detail}")
+        return ex
+
+    def _rules(self, text: str | None) -> Extraction:
         if text is None or not text.strip():
             return Extraction(None, "invalid", "empty reply")
         text = clean(text)
@@ -292,42 +333,41 @@ class AnswerExtractor:
                 if len(named) > 1:
                     return Extraction(None, "invalid", "field line hedges: " + ", ".join(sorted(named)))
             fuzzy_candidates += chosen
-        found = self._conclusion(text, _STRONG)
-        if found:
-            return found
         lines = [ln for ln in text.strip().splitlines() if _strip(ln)]
         first = lines[0] if lines else ""
         sentence = re.split(r"(?<=[.!:])\s|\s[-–—]+\s|\s\(", _strip(first), maxsplit=1)[0]
-        for cand in (first, sentence):
-            hit = self._whole(cand)
-            if hit:
-                return Extraction(hit.label, "first_line")
-        fuzzy_candidates += [first, sentence]
-        found = self._conclusion(text, _WEAK)
+        first_hit = next((h for h in (self._whole(first), self._whole(sentence)) if h), None)
+        found = (self._conclusion(text, _STRONG)
+                 or (Extraction(first_hit.label, "first_line") if first_hit else None)
+                 or self._conclusion(text, _WEAK) or self._contains(text))
+        if found and found.label:
+            others = self._find.alternatives(text) - {found.label}
+            if others:
+                return Extraction(None, "invalid", f"{found.label} ({found.step}), but also offers "
+                                  + ", ".join(sorted(others)))
         if found:
             return found
-        keys = self._find.keys(text)
-        if len(keys) == 1 and _CANNOT_TELL.search(text):
-            return Extraction(None, "invalid", f"says it cannot tell; names {keys[0]} only in passing")
-        if len(keys) == 1:
-            return Extraction(keys[0], "contains")
-        if len(keys) > 1:
-            return Extraction(None, "invalid", "several labels named: " + ", ".join(sorted(keys)))
-        fuzzy_candidates += clauses(text, _STRONG) + clauses(text, _WEAK)
+        fuzzy_candidates += [first, sentence] + clauses(text, _STRONG) + clauses(text, _WEAK)
         hit = self._fuzzy(fuzzy_candidates)
         if hit:
             return hit
-        if self.judge is not None:
-            judged = self.judge(text)
-            if judged in self.labels:
-                return Extraction(judged, "judge")
         return Extraction(None, "invalid", "refusal" if _REFUSAL.search(text) else "no label found")
 
+    def _contains(self, text: str) -> Extraction | None:
+        keys = self._find.keys(text)
+        if len(keys) > 1:
+            return Extraction(None, "invalid", "several labels named: " + ", ".join(sorted(keys)))
+        if keys and (_CANNOT_TELL.search(text) or _REFUSAL.search(text)):
+            return Extraction(None, "invalid", f"says it cannot tell; names {keys[0]} only in passing")
+        return Extraction(keys[0], "contains") if keys else None
+
     def _conclusion(self, text: str, cue: re.Pattern) -> Extraction | None:
-        for clause in clauses(text, cue):
-            label, named = self._read(clause)
-            if label:
-                return Extraction(label, "conclusion", _strip(clause)[:80])
+        for start, end in clause_spans(text, cue):
+            clause = text[start:end]
+            hit = self._whole(clause)
+            named = [hit.label] if hit else self._find.keys(text, start, end)
+            if len(named) == 1:
+                return Extraction(named[0], "conclusion", _strip(clause)[:80])
             if len(named) > 1:
                 return Extraction(None, "invalid", "conclusion hedges: " + ", ".join(sorted(named)))
         return None
@@ -443,23 +483,15 @@ class OptionReader:
                 if why:
                     return Extraction(None, "invalid", "field line: " + why)
             fuzzy_candidates += chosen
-        found = self._conclusion(text, _STRONG) or self._reversed(text)
+        found = (self._conclusion(text, _STRONG) or self._reversed(text) or self._lines(text)
+                 or self._conclusion(text, _WEAK) or self._contains(text))
+        if found and found.label:
+            others = self._find.alternatives(text) - {found.label}
+            if others:
+                return Extraction(None, "invalid", f"option {found.label} ({found.step}), but also offers "
+                                  + ", ".join(sorted(others)))
         if found:
             return found
-        raw = text.strip().splitlines()
-        for step, line, neighbour in (("last_line", raw[-1], raw[-2] if len(raw) > 1 else ""),
-                                      ("first_line", raw[0], raw[1] if len(raw) > 1 else "")):
-            opt = self._line(line)
-            if opt and not (_strip(neighbour) and self._line(neighbour)):  # not an item of a re-quoted list
-                return Extraction(opt, step, _strip(line)[:80])
-        found = self._conclusion(text, _WEAK)
-        if found:
-            return found
-        said, named = self._text(text)
-        if said:
-            return Extraction(said, "contains")
-        if len(named) > 1:
-            return Extraction(None, "invalid", "several options named: " + ", ".join(named))
         marks = {self._index(a or b) for a, b in _PROSE_MARKER.findall(text)} - {None}
         if len(marks) == 1:
             return Extraction(marks.pop(), "marker")
@@ -474,13 +506,35 @@ class OptionReader:
                     return Extraction(self._texts[close[0]], "fuzzy", close[0])
         return Extraction(None, "invalid", "refusal" if _REFUSAL.search(text) else "no option found")
 
+    def _lines(self, text: str) -> Extraction | None:
+        raw = text.strip().splitlines()
+        for step, line, neighbour in (("last_line", raw[-1], raw[-2] if len(raw) > 1 else ""),
+                                      ("first_line", raw[0], raw[1] if len(raw) > 1 else "")):
+            opt = self._line(line)
+            if opt and not (_strip(neighbour) and self._line(neighbour)):  # not an item of a re-quoted list
+                return Extraction(opt, step, _strip(line)[:80])
+        return None
+
+    def _contains(self, text: str) -> Extraction | None:
+        keys = self._find.keys(text)
+        if len(keys) > 1:
+            return Extraction(None, "invalid", "several options named: " + ", ".join(keys))
+        if keys and (_CANNOT_TELL.search(text) or _REFUSAL.search(text)):
+            return Extraction(None, "invalid", f"says it cannot tell; names option {keys[0]} only in passing")
+        return Extraction(keys[0], "contains") if keys else None
+
     def _conclusion(self, text: str, cue: re.Pattern) -> Extraction | None:
-        for clause in clauses(text, cue):
-            opt, why = self._read(clause)
-            if opt:
-                return Extraction(opt, "conclusion", _strip(clause)[:80])
+        for start, end in clause_spans(text, cue):
+            clause = text[start:end]
+            opt, why = self.marker(clause, strict=False)
             if why:
                 return Extraction(None, "invalid", "conclusion: " + why)
+            said = opt or self._texts.get(normalise(_unarticle(_strip(clause))))
+            named = [said] if said else self._find.keys(text, start, end)
+            if len(named) == 1:
+                return Extraction(named[0], "conclusion", _strip(clause)[:80])
+            if len(named) > 1:
+                return Extraction(None, "invalid", "conclusion names options " + ", ".join(named))
         return None
 
     def _reversed(self, text: str) -> Extraction | None:
