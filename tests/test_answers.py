@@ -133,7 +133,8 @@ def test_field_lines_that_decline_or_hedge_end_the_chain(reply, why):
 @pytest.mark.parametrize("reply,label", [
     ("Is it a lymphocyte? The cytoplasm is too abundant. A myelocyte would show granules. "
      "So the final answer is Monocyte.", "Monocyte"),
-    ("Eosinophils have orange granules and basophils dark ones; here they are dark.\n\nTherefore, basophil.", "Basophil"),
+    ("Eosinophils have orange granules and basophils dark ones; here they are dark.\n\nTherefore, basophil.",
+     "Basophil"),
     ("Considering the lobes, I would classify this cell as a segmented neutrophil.", "Segmented Neutrophil"),
     ("Lymphocyte?\n\nLooking more closely at the folded nucleus, the answer is monocyte.", "Monocyte"),
     ("The round nucleus excludes a band neutrophil. These findings are most consistent with a myelocyte.",
@@ -228,8 +229,8 @@ def choose(reply):
 @pytest.mark.parametrize("reply,option", [
     ("C", "3"), ("(C)", "3"), ("C)", "3"), ("C.", "3"), ("**C**", "3"), ("3", "3"), ("3.", "3"), ("c", "3"),
     ("Option C", "3"), ("option 3", "3"), ("Answer: C", "3"), ("Answer: (C)", "3"), ("**Answer:** 3", "3"),
-    ("C. Pityriasis rosea", "3"), ("3. Pityriasis rosea", "3"), ("(C) Pityriasis rosea", "3"), ("Pityriasis rosea", "3"),
-    ("pityriasis rosea.", "3"),
+    ("C. Pityriasis rosea", "3"), ("3. Pityriasis rosea", "3"), ("(C) Pityriasis rosea", "3"),
+    ("Pityriasis rosea", "3"), ("pityriasis rosea.", "3"),
 ])
 def test_mcq_markers_standing_as_answers(reply, option):
     assert choose(reply)[0] == option

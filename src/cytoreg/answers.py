@@ -17,10 +17,13 @@ Rules, in this order; the first that decides names the sample's ``match`` step:
 
 A label counts as named only where it is put forward: mentions after a negation or comparison
 ("not a lymphocyte", "unlike a monocyte", "rather than", "larger than", "distinguished from"),
-mentions questioned ("Is it a basophil?") or dismissed ("… is unlikely"), and labels nested
-inside a longer named label ("Myelocyte" inside "Metamyelocyte", "Neutrophil" inside "Segmented
-neutrophil") are set aside. Two different labels left is a hedge → invalid, and a decisive field
-line or conclusion that hedges ends the chain there: nothing is guessed.
+mentions questioned ("Is it a basophil?"), dismissed ("… is unlikely") or listed ("including
+platelets", "for example"), and labels nested inside a longer named label ("Myelocyte" inside
+"Metamyelocyte", "Neutrophil" inside "Segmented neutrophil") are set aside. Two different labels
+left is a hedge → invalid; so is an answer next to an alternative it offers ("… cannot be
+excluded", "could also be …"), a decisive field line or conclusion that hedges (which ends the
+chain there), and a reply that says it cannot tell and names a label only in passing: nothing
+is guessed.
 
 ``OptionReader`` applies the same rules to multiple-choice replies, with explicit option
 markers ("C", "(C)", "C)", "Answer: C", "option 3", "the answer is C", "C. Sarcoidosis") and the
@@ -78,12 +81,12 @@ _NEG_AFTER = re.compile(
     r"\s*(?:is|are|was|were)\s+(?:not|n't)\b|\s*(?:isn't|aren't|wasn't)\b)",
     re.I)
 # a name offered as a possibility next to the answer: "… cannot be excluded", "could also be …"
-_ALT_BEFORE = re.compile(r"\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|perhaps|maybe)|\balternatively|"
-                         r"\bdifferential\s+(?:diagnosis\s+)?(?:includes?|would\s+include|:)|\bpossibly|\bperhaps|\bmaybe"
-                         r"[\s,]*" + _FILLER + r"{0,2}$", re.I)
-_ALT_AFTER = re.compile(r"^[\s*_\"')]*(?:(?:is|are)\s+)?(?:also\s+)?(?:(?:cannot|can't|can\s+not)\s+be\s+(?:entirely\s+)?"
-                        r"(?:excluded|ruled\s+out)|(?:is|are)\s+(?:also\s+)?(?:possible|a\s+possibility|in\s+the\s+differential))",
-                        re.I)
+_ALT_BEFORE = re.compile(r"\b(?:(?:could|might|may)\s+also\s+be|or\s+(?:possibly|perhaps|maybe)|alternatively|"
+                         r"differential\s+(?:diagnosis\s+)?(?:includes?|would\s+include|:)|possibly|perhaps|maybe)"
+                         r"[\s,:]*" + _FILLER + r"{0,2}$", re.I)
+_ALT_AFTER = re.compile(r"^[\s*_\"')]*(?:(?:is|are)\s+)?(?:also\s+)?(?:(?:cannot|can't|can\s+not)\s+be\s+"
+                        r"(?:entirely\s+)?(?:excluded|ruled\s+out)|(?:is|are)\s+(?:also\s+)?(?:possible|"
+                        r"a\s+possibility|in\s+the\s+differential))", re.I)
 _SEP = r"[\s\-‐‑–—/_,()'\"*]+"
 
 
@@ -91,12 +94,11 @@ def _form_pattern(surface: str) -> re.Pattern | None:
     """A whole-phrase pattern for one name: any separators between its words, plural words,
     case-insensitive except for short all-capital abbreviations (``MON``, ``LSIL``)."""
     surface = unicodedata.normalize("NFKC", surface).strip()
-    tokens = re.findall(r"[^\W_]+", surface)
-    if not tokens:
-        return None
     abbreviation = surface.isupper() and len(surface) <= 8
     surface = re.sub(r"(?<=\w)['’]s\b", "", surface)  # "Kaposi's" also reads "Kaposi", "Kaposis"
     tokens = re.findall(r"[^\W_]+", surface)
+    if not tokens:
+        return None
     parts = [re.escape(t) + (r"(?:['’]?s)?" if t.isalpha() and len(t) >= 3 and not t.lower().endswith("s")
                              else r"(?:['’]s)?" if t.isalpha() and len(t) >= 3 else "")
              for t in tokens]
@@ -156,24 +158,26 @@ _FIELD_HEADING = re.compile(
     r"^[\s>*_#|\-]*(?:\*\*|__)?\s*(?P<field>(?:(?:my|the|final|overall|predicted|most\s+likely|correct)\s+)*"
     r"(?:" + _FIELDS + r")s?)\s*(?:\*\*|__)?\s*[:：]?\s*(?:\*\*|__)?\s*$", re.I)
 _TABLE_ROW = re.compile(r"^\s*\|([^|]+)\|([^|]+)\|\s*$")
-_INLINE_ANSWER = re.compile(r"(?<=\S)[ \t]+(?=(?:\*\*|__)?(?:(?:my|the|final|correct)\s+)*answer\s*(?:\*\*|__)?\s*[:：])",
-                            re.I)
+_INLINE_ANSWER = re.compile(
+    r"(?<=\S)[ \t]+(?=(?:\*\*|__)?(?:(?:my|the|final|correct)\s+)*answer\s*(?:\*\*|__)?\s*[:：])", re.I)
 _NON_ANSWER = re.compile(r"^\W*(?:n/?a|none|unknown|unclear|uncertain|undetermined|indeterminate|not\s+sure|"
-                         r"cannot\s+(?:be\s+)?determine[d]?|can't\s+(?:be\s+)?determine[d]?|insufficient|not\s+(?:possible|"
-                         r"determinable|identifiable)|unable)\b", re.I)
-_REFUSAL = re.compile(r"\b(?:i'?m\s+(?:sorry|unable|not\s+able)|i\s+am\s+(?:sorry|unable|not\s+able)|i\s+(?:can(?:no|')t|"
-                      r"cannot)\s+(?:provide|help|assist|identify|determine|diagnose|make|give|analy[sz]e|view|see)|"
-                      r"unable\s+to\s+(?:provide|determine|identify|diagnose|view|see|analy[sz]e))", re.I)
-
-_CANNOT_TELL = re.compile(r"\b(?:can(?:no|')t|cannot|unable\s+to|not\s+(?:possible|able)\s+to|difficult\s+to|hard\s+to)\s+"
-                          r"(?:\w+\s+)?(?:determine|identify|tell|say|classify|distinguish|be\s+(?:sure|certain)|view|see|"
-                          r"access|analy[sz]e|process|interpret)|\b(?:not\s+(?:sure|certain)|unsure|uncertain)\b", re.I)
+                         r"cannot\s+(?:be\s+)?determine[d]?|can't\s+(?:be\s+)?determine[d]?|insufficient|"
+                         r"not\s+(?:possible|determinable|identifiable)|unable)\b", re.I)
+_REFUSAL = re.compile(r"\b(?:i'?m\s+(?:sorry|unable|not\s+able)|i\s+am\s+(?:sorry|unable|not\s+able)|"
+                      r"i\s+(?:can(?:no|')t|cannot)\s+(?:provide|help|assist|identify|determine|diagnose|make|give|"
+                      r"analy[sz]e|view|see)|unable\s+to\s+(?:provide|determine|identify|diagnose|view|see|"
+                      r"analy[sz]e))", re.I)
+_CANNOT_TELL = re.compile(r"\b(?:can(?:no|')t|cannot|unable\s+to|not\s+(?:possible|able)\s+to|difficult\s+to|"
+                          r"hard\s+to)\s+(?:\w+\s+)?(?:determine|identify|tell|say|classify|distinguish|"
+                          r"be\s+(?:sure|certain)|view|see|access|analy[sz]e|process|interpret)"
+                          r"|\b(?:not\s+(?:sure|certain)|unsure|uncertain)\b", re.I)
 
 # strong conclusions (answer / therefore / I would classify), then weaker ones
 _STRONG = re.compile(
     r"\b(?:(?:the\s+)?(?:(?:correct|final|right|best|most\s+likely|likely|my|best)\s+)*(?:answer|option|choice)"
     r"(?:\s+(?:here|to\s+this\s+question))?\s*(?:is|would\s+be|will\s+be|should\s+be|=|:)(?:\s*:)?"
-    r"|(?:the\s+)?(?:closest|best\s+(?:fit|match))(?:\s+(?:one|option|answer|choice|match|diagnosis))?\s+(?:is|would\s+be)"
+    r"|(?:the\s+)?(?:closest|best\s+(?:fit|match))(?:\s+(?:one|option|answer|choice|match|diagnosis))?"
+    r"\s+(?:is|would\s+be)"
     r"|(?:therefore|thus|hence|consequently|in\s+conclusion|in\s+summary|to\s+summari[sz]e|to\s+conclude|overall|"
     r"all\s+in\s+all|taken\s+together)\b[,:]?"
     r"|i\s*(?:would|will|'d|'ll)?\s*(?:choose|select|pick|go\s+with|opt\s+for|classify\s+(?:this|it|the\s+\w+)"
@@ -183,12 +187,16 @@ _STRONG = re.compile(
 _WEAK = re.compile(
     r"\b(?:most\s+(?:consistent|compatible)\s+with|(?:is|are|be)\s+(?:(?:most|more|highly|very)\s+)?(?:consistent|"
     r"compatible)\s+with|in\s+keeping\s+with|most\s+(?:likely|probably)|(?:is|represents?)\s+(?:likely|probably)|"
-    r"(?:appears?|seems?|looks?)\s+(?:to\s+be|like)|(?:most\s+)?(?:closely\s+)?resembles?|(?:identified|classified|categori[sz]ed|recogni[sz]ed)\s+as|"
-    r"best\s+(?:described|classified|characteri[sz]ed|categori[sz]ed)\s+as|i\s+(?:think|believe|suspect|would\s+say|'d\s+say)"
+    r"(?:appears?|seems?|looks?)\s+(?:to\s+be|like)|(?:most\s+)?(?:closely\s+)?resembles?|"
+    r"(?:identified|classified|categori[sz]ed|recogni[sz]ed)\s+as|"
+    r"best\s+(?:described|classified|characteri[sz]ed|categori[sz]ed)\s+as|"
+    r"i\s+(?:think|believe|suspect|would\s+say|'d\s+say)"
     r"|(?:diagnosis|identification|classification)\s+(?:is|would\s+be|of)|this\s+is|it\s+is|it's|these\s+are"
     r"|(?:this|the|these)\s+(?:cells?|image|picture|smear|finding|findings|lesions?|presentation)(?:\s+\w+){0,3}?\s+"
     r"(?:is|are|shows?|depicts?|represents?|demonstrates?|contains?|suggests?)|points?\s+(?:to|towards))\b", re.I)
 _CLAUSE_END = re.compile(r"(?<!\bspp)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\b[A-J1-9])[.!?;\n](?=\s|$)|\n")
+
+_NEXT_LINE = re.compile(r"[^\S\n]*\n\s*(?=\S)")
 
 
 def clean(text: str) -> str:
@@ -241,7 +249,7 @@ def clause_spans(text: str, cue: re.Pattern) -> list[tuple[int, int]]:
         end = _CLAUSE_END.search(text, start)
         stop = end.start() if end else len(text)
         if not _strip(text[start:stop]):
-            nxt = re.compile(r"[^\S\n]*\n\s*(?=\S)").match(text, stop)
+            nxt = _NEXT_LINE.match(text, stop)
             if nxt:
                 start = nxt.end()
                 end = _CLAUSE_END.search(text, start)
@@ -378,7 +386,8 @@ LETTERS = "ABCDEFGHIJ"
 _MARKER = re.compile(
     r"^[\s*_`\"'>#:]*(?P<kw>(?:option|choice|answer|letter|number)\s*[:#]?\s*)?(?P<open>[(\[])?\s*"
     r"(?P<m>[A-Ja-j]|10|[1-9])\s*(?P<close>[)\]])?(?P<after>.*)$", re.S | re.I)
-_REVERSED = re.compile(r"\b(?:is|seems|appears)\s+(?:to\s+be\s+)?(?:the\s+)?(?:(?:most|best|correct|right|likely|final)\s+)+"
+_REVERSED = re.compile(r"\b(?:is|seems|appears)\s+(?:to\s+be\s+)?(?:the\s+)?"
+                       r"(?:(?:most|best|correct|right|likely|final)\s+)+"
                        r"(?:answer|option|choice|diagnosis|fit|match|explanation)\b", re.I)
 _PROSE_MARKER = re.compile(r"\b(?:option|choice)\s+\(?([A-J]|10|[1-9])\)?(?![\w'])|(?<![\w(])\(([A-J])\)(?![\w'])")
 
