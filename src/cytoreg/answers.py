@@ -28,7 +28,10 @@ is guessed.
 ``OptionReader`` applies the same rules to multiple-choice replies, with explicit option
 markers ("C", "(C)", "C)", "Answer: C", "option 3", "the answer is C", "C. Sarcoidosis") and the
 options' texts matched as whole phrases; a bare article or pronoun ("a", "I'd") or a number in
-prose is never an option.
+prose is never an option. Its steps: ``exact`` (a one-line reply), ``field_line``,
+``conclusion`` (strong, or "C is the correct answer"), ``last_line`` / ``first_line`` (a marker
+or an option standing on it, not inside a re-quoted list), ``conclusion`` (weak), ``contains``,
+``marker`` (one explicit "option C" / "(C)" in prose), ``fuzzy``, else ``invalid``.
 """
 from __future__ import annotations
 
