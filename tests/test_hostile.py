@@ -543,7 +543,7 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 
 def test_corpus_is_large_enough():
-    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES)
+    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES) + len(REVIEW_CASES)
          + 14)  # the single tests: paths, fifo, loaders, pipe ×2, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
@@ -682,3 +682,38 @@ def test_broken_images_become_error_records_naming_the_file(tmp_path):
     for name in BROKEN_IMAGES:
         err = rows[name]["error"]
         assert err and name in err and "Traceback" not in err, (name, err)
+
+
+# --------------------------------------------------------------------------------------------
+# review import: sheets come back from spreadsheets
+
+
+KEY_JSON = {"run": "r", "task": "t", "model": "m", "setting": "free_text", "per_class": 1, "seed": 1, "shortfalls": [],
+            "items": [{"item": 1, "sample_id": "a", "true_label": "Alpha", "predicted": "Alpha", "correct": True,
+                       "confidence": None}]}
+
+REVIEW_CASES = [
+    ("sheet-cp1252", "review.csv", "item,image,explanation,rating,expert_label,mistakes\n1,x,y,2,Éosinophile,\n"
+     .encode("cp1252"), ["review.csv:2: not UTF-8", "CSV UTF-8"]),
+    ("sheet-short-row", "review.csv", b"item,image,explanation,rating\n", ["1 item(s) missing from the sheet"]),
+    ("sheet-row-without-item", "review.csv", b"rating,item\n3\n", ["review.csv:2: no item number"]),
+    ("key-truncated", "key.json", json.dumps(KEY_JSON)[:60].encode(), ["key.json:1: not valid JSON"]),
+    ("key-not-a-review-key", "key.json", b'{"items": [1, 2]}', ["not a review key"]),
+]
+
+
+@pytest.mark.parametrize("case", REVIEW_CASES, ids=[c[0] for c in REVIEW_CASES])
+def test_hostile_review_import(case, tmp_path):
+    _, name, data, fragments = case
+    folder = tmp_path / "review"
+    folder.mkdir()
+    (folder / "key.json").write_text(json.dumps(KEY_JSON))
+    (folder / "review.csv").write_text("item,image,explanation,rating,expert_label,mistakes\n1,x,y,2,Alpha,\n")
+    (folder / name).write_bytes(data)
+    res = cli(["review", "import", "review"], cwd=tmp_path)
+    culprit = name
+    text = res.out + res.err
+    assert res.code == 2 and "Traceback" not in text, text
+    assert culprit in text and all(f in text for f in fragments), text
+    assert res.cpu_s < CPU_LIMIT_S and res.rss_mb < RSS_LIMIT_MB
+    assert not (folder / "review_summary.json").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import shutil
 from pathlib import Path
@@ -176,21 +177,33 @@ def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
     rated: list[dict] = []
     problems: list[str] = []
     seen: set[int] = set()
-    with ratings.open(newline="", encoding="utf-8-sig") as fh:
-        for line, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                item = int(row["item"])
-            except (KeyError, ValueError):
-                problems.append(f"{ratings}:{line}: no item number")
-                continue
-            seen.add(item)
-            value = (row.get("rating") or "").strip()
-            if item not in by_item:
-                problems.append(f"{ratings}:{line}: item {item} is not in key.json")
-            elif value not in {"1", "2", "3", "4", "5"}:
-                problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
-            else:
-                rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
+    data = ratings.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        raise CytoregError(f"{ratings}:{bad_line}: not UTF-8 (byte offset {exc.start}); "
+                           "save the sheet as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise CytoregError(f"{ratings}:{reader.line_num}: not a readable CSV sheet ({exc}); save it again as CSV "
+                           "UTF-8") from None
+    for line, row in enumerate(rows, start=2):
+        try:
+            item = int(row["item"])
+        except (KeyError, ValueError, TypeError):
+            problems.append(f"{ratings}:{line}: no item number")
+            continue
+        seen.add(item)
+        value = (row.get("rating") or "").strip()
+        if item not in by_item:
+            problems.append(f"{ratings}:{line}: item {item} is not in key.json")
+        elif value not in {"1", "2", "3", "4", "5"}:
+            problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
+        else:
+            rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
     missing = sorted(set(by_item) - seen)
     if missing:
         problems.append(f"{ratings}: {len(missing)} item(s) missing from the sheet: {', '.join(map(str, missing[:10]))}")
