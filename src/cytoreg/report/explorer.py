@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cytoreg.report.board import Board, Entry
+from cytoreg.report.results import atomic_write
 
 EMBED_MAX = 50_000
 IMAGE_SIZE = 384
@@ -133,10 +134,7 @@ def write_explorer(board: Board, out: Path, include_images: bool = False, title:
     out.mkdir(parents=True, exist_ok=True)
     rows, notes = collect(board, out, include_images)
     external = len(rows) > EMBED_MAX if external is None else external
-    from cytoreg.report.results import atomic_write
-    from cytoreg.secrets import redact
-
-    data = redact(json.dumps({"rows": rows, "notes": notes}, ensure_ascii=False, separators=(",", ":")))
+    data = json.dumps({"rows": rows, "notes": notes}, ensure_ascii=False, separators=(",", ":"))
     if external:
         atomic_write(out / "samples.json", data)
         embedded = "null"

@@ -493,8 +493,7 @@ def render_html(board: Board, tables: Table | list[Table], out: Path, include_im
             f'{_efficiency_html(extra.get("efficiency", []))}{_provenance_html(extra["provenance"]) if "provenance" in extra else ""}'
             f"{''.join(sections)}<script>{JS}</script></body></html>")
     from cytoreg.report.results import atomic_write
-    from cytoreg.secrets import redact
 
     path = out / "index.html"
-    atomic_write(path, redact(page))
+    atomic_write(path, page)
     return path

@@ -132,10 +132,8 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1
     folder is self-contained (relative links, copied sample rows and permitted images, no machine
     paths), so it can be moved, zipped or published."""
     from cytoreg.report.explorer import collect_latencies
-    from cytoreg.report.summaries import efficiency, group_summaries, model_rows, provenance
-
     from cytoreg.report.readers import check_samples
-    from cytoreg.secrets import redact
+    from cytoreg.report.summaries import efficiency, group_summaries, model_rows, provenance
 
     metrics = [metric] if isinstance(metric, str) else list(metric)
     board = load_runs(dirs)
@@ -148,7 +146,7 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1
     effs = efficiency(board, collect_latencies(board))
     prov = provenance(board)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "provenance.json", redact(json.dumps(prov, indent=2, ensure_ascii=False)))
+    atomic_write(out / "provenance.json", json.dumps(prov, indent=2, ensure_ascii=False))
     written: dict[str, Path] = {}
     if "md" in formats:
         parts = []
@@ -157,10 +155,10 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1
         parts += ["## models\n", render_models_md(models), "## efficiency\n", render_efficiency_md(effs),
                   "## provenance\n", render_provenance_md(prov)]
         written["md"] = out / "leaderboard.md"
-        atomic_write(written["md"], redact("\n".join(p for p in parts if p)))
+        atomic_write(written["md"], "\n".join(p for p in parts if p))
     if "csv" in formats:
         written["csv"] = out / "leaderboard.csv"
-        atomic_write(written["csv"], redact(render_csv(board)))
+        atomic_write(written["csv"], render_csv(board))
     if "html" in formats:
         from cytoreg.report.explorer import write_explorer
         from cytoreg.report.html import render_html

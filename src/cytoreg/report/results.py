@@ -57,9 +57,14 @@ def atomic_write_many(files: list[tuple[Path, str]]) -> None:
     """Write every file to a temporary sibling (flushed to disk), then rename them into place in
     the given order. A failure (disk full, file-size limit, read-only folder) removes the
     temporary files and leaves the previous files untouched; it is raised as a CytoregError
-    naming the file."""
+    naming the file. Secrets (see :mod:`cytoreg.secrets`) are masked in every text written: this
+    is the sink of results.json, samples.jsonl and the reports, so an API key a server echoed
+    never reaches the disk."""
     from cytoreg.errors import CytoregError
     from cytoreg.oserrors import describe_os_error
+    from cytoreg.secrets import redact, secret_values
+
+    keys = secret_values()
 
     temps: list[tuple[str, Path]] = []
     current = files[0][0] if files else Path(".")
@@ -70,7 +75,7 @@ def atomic_write_many(files: list[tuple[Path, str]]) -> None:
             temps.append((tmp, path))
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+                fh.write(redact(text, keys))
                 fh.flush()
                 os.fsync(fh.fileno())
         for tmp, path in temps:
@@ -146,12 +151,9 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
             lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r,
                                             "image": where.get(r["id"])}), ensure_ascii=False))
     # both files or neither; samples.jsonl is renamed into place first, so a results.json never
-    # points at samples it lacks; secrets (an API key echoed in an error body) are masked
-    from cytoreg.secrets import redact, secret_values
-
-    keys = secret_values()
-    atomic_write_many([(out / "samples.jsonl", redact("\n".join(lines) + ("\n" if lines else ""), keys)),
-                       (out / "results.json", redact(json.dumps(results, indent=2, ensure_ascii=False), keys))])
+    # points at samples it lacks
+    atomic_write_many([(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else "")),
+                       (out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))])
     return results
 
 
