@@ -264,15 +264,28 @@ RUN_CASES = [
     RunCase("results-deep", lambda r: (r / "results.json").write_bytes(b"[" * 200_000), "results.json",
             ["nested too deeply"]),
     RunCase("results-evaluation-without-task", _set_results(lambda res: [res["evaluations"][0].pop("task"), None][1]),
-            "results.json", ["evaluations[0].task: missing or not text"]),
+            "results.json", ["evaluations[0]: 'task' is required but missing"]),
     RunCase("results-evaluations-not-a-list", _set_results(lambda res: res.update(evaluations=7)),
-            "results.json", ["evaluations: missing or not a list"]),
+            "results.json", ["evaluations: not a list"]),
+    RunCase("results-ci-not-a-number", _set_results(lambda res: res["evaluations"][1]["ci"]["f1_weighted"].update(
+        low="x")), "results.json", ["evaluations[1].ci.f1_weighted.low: 'x' is not of type 'number', 'null'"]),
+    RunCase("results-comparison-model-a-list", _set_results(lambda res: res["comparisons"][0].update(a=[])),
+            "results.json", ["comparisons[0].a: missing or not text"]),
+    RunCase("results-config-text", _set_results(lambda res: res.update(config="x")), "results.json",
+            ["config: 'x' is not of type 'object'"]),
     RunCase("results-foreign-schema", _set_results(lambda res: res.update(schema="other/v9")), "results.json",
             ["is not cytoreg/results/v1"]),
     RunCase("samples-truncated", lambda r: _truncate(r / "samples.jsonl", 0.57), "samples.jsonl",
             ["not valid JSON", "cut short"], formats="html"),
     RunCase("samples-line-is-a-number", lambda r: (r / "samples.jsonl").write_text(
         (r / "samples.jsonl").read_text() + "42\n"), "samples.jsonl", ["not a sample row"], formats="html"),
+    RunCase("samples-row-model-is-a-list", lambda r: (r / "samples.jsonl").write_text(
+        (r / "samples.jsonl").read_text().replace('"model": "random"', '"model": ["random"]', 1)), "samples.jsonl",
+        ["samples.jsonl:1: model: missing or not text"], formats="html"),
+    RunCase("samples-scores-not-numbers", lambda r: (r / "samples.jsonl").write_text(
+        (r / "samples.jsonl").read_text() + json.dumps({"task": "demo", "model": "random", "setting": "zero_shot", "id": "x",
+                                                        "response": {"a": "high"}}) + "\n"), "samples.jsonl",
+        ["response: scores that are not numbers"], formats="html"),
     RunCase("samples-binary", lambda r: (r / "samples.jsonl").write_bytes(PNG), "samples.jsonl",
             ["not valid UTF-8"], formats="html"),
 ]

@@ -340,7 +340,8 @@ def _tied(board: Board, col: tuple[str, str], best: str, other: str, metric: str
     if a.run == b.run:
         for c in a.comparisons:
             if c.get("metric") == metric and {c.get("a"), c.get("b")} == {best, other}:
-                return c["low"] <= 0 <= c["high"]
+                lo, hi = c.get("low"), c.get("high")  # null when the metric was undefined (NaN)
+                return lo is not None and hi is not None and lo <= 0 <= hi
     pa, pb = _predictions(a, seen), _predictions(b, seen)
     if pa is None or pb is None:
         return False

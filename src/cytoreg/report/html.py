@@ -175,7 +175,7 @@ def reliability(rows: list[dict], bins: int = 10) -> list[dict] | None:
     """Per equal-width confidence bin: mean confidence, accuracy and count (top-1 probability)."""
     pts = []
     for r in rows:
-        if isinstance(r.get("response"), dict) and r["response"]:
+        if isinstance(r.get("response"), dict) and r["response"] and None not in r["response"].values():
             conf = max(r["response"].values())
             pts.append((conf, bool(r["correct"])))
     if not pts:
