@@ -123,6 +123,8 @@ SPEC_CASES = [
     SpecCase("numeric-and-null-keys", GOOD_TASK.format(name="n") + "1: x\n", ["1: unknown key '1'"]),
     SpecCase("extends-binary-file", GOOD_TASK.format(name="x") + "extends: ./garbage.yaml\n",
              ["garbage.yaml", "not valid UTF-8"], extra_files={"garbage.yaml": b"\xff\xfe\x00junk"}),
+    SpecCase("label-map-value-a-list", GOOD_TASK.format(name="lm").replace("  root: /tmp\n", "  root: /tmp\n  label_map: "
+             "{a: [Alpha]}\n"), ["data.label_map.a", "is not of type 'string', 'null'"]),
     SpecCase("secret-in-wrong-field", GOOD_TASK.format(name="s").replace("labels: [Alpha, Beta]",
              "labels: ${HOSTILE_API_KEY}"), ["labels", "is not of type 'array'", "***"]),
 ]
