@@ -232,3 +232,10 @@ def test_list_shows_presence_size_and_licence(tmp_path, capsys):
     assert run("data", "list", "--include", str(spec), "--json") == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["mini"]["present"] is True
+
+
+def test_builtin_manual_sources_print_their_steps(capsys):
+    assert run("data", "fetch", "bmc") == 1
+    out = capsys.readouterr().out
+    assert "bmc needs a manual step" in out and "IBM Aspera" in out
+    assert "BM_cytomorphology_data/<ABBR>" in out and "cytoreg data verify bmc" in out
