@@ -26,7 +26,9 @@ def _rows(catalog) -> list[dict]:
         spec = catalog.task(e.name)
         dl = read_download(spec)
         here, path = present(spec)
-        how = "fetch" if dl and dl.files else "manual" if dl and dl.manual else "-"
+        root = str((spec.get("data") or {}).get("root", ""))
+        how = ("shipped" if root.startswith("package:") else "fetch" if dl and dl.files
+               else "manual" if dl and dl.manual else "-")
         rows.append({"name": e.name, "size": dl.size if dl else None, "license": spec.get("license", "?"),
                      "source": spec.get("download_url") or spec.get("homepage") or (dl.files[0].url if dl and dl.files
                                                                                     else "?"),
