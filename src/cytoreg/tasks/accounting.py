@@ -34,18 +34,19 @@ EXAMPLES = 5
 
 
 def _norm(text: str) -> str:
-    """Case, spacing (spaces, ``_``, ``-``) and a plural ``s``/``es`` do not count."""
-    t = re.sub(r"[\s_\-]+", " ", text.strip().lower())
-    for suffix in ("es", "s"):
-        if t.endswith(suffix) and len(t) > len(suffix) + 2:
-            return t[: -len(suffix)]
-    return t
+    """Case and spacing (spaces, ``_``, ``-``) do not count."""
+    return re.sub(r"[\s_\-]+", " ", text.strip().lower())
+
+
+def _same(a: str, b: str) -> bool:
+    """Equal up to case, spacing and a plural ``s`` / ``es`` on either side."""
+    a, b = _norm(a), _norm(b)
+    return a == b or a in (b + "s", b + "es") or b in (a + "s", a + "es")
 
 
 def suggest_label(raw: str, labels: Iterable[str]) -> str | None:
     """The one task label that ``raw`` matches up to case, spacing and plural, if any."""
-    want = {_norm(raw), _norm(raw + "s")} if raw else set()
-    hits = [lab for lab in labels if _norm(lab) in want and lab != raw]
+    hits = [lab for lab in labels if raw and lab != raw and _same(raw, lab)]
     return hits[0] if len(hits) == 1 else None
 
 

@@ -116,7 +116,8 @@ class ManifestSource(Source):
         except UnicodeDecodeError as whole:
             pos = whole.start
         line = raw.count(b"\n", 0, pos) + 1
-        return DataError(f"{m}:{line}: byte {raw[pos:pos + 1]!r} at offset {pos} is not valid {encoding} text. "
+        name = "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf-8", "utf8") else encoding
+        return DataError(f"{m}:{line}: byte {raw[pos:pos + 1]!r} at offset {pos} is not valid {name} text. "
                          f"Save the file as UTF-8, or set data.encoding (e.g. latin-1 or cp1252) in {self.task.path}.")
 
     def _csv_rows(self, m: Path, fh, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -139,7 +140,7 @@ class ManifestSource(Source):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 raise DataError(f"{m}:{n}: not valid JSON ({exc.msg}, column {exc.colno}); each line of a .jsonl "
                                 "manifest is one JSON object: fix or remove that line") from None
