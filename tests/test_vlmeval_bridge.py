@@ -8,7 +8,6 @@ import ssl
 import pytest
 
 from cytoreg.errors import DataError
-
 from cytoreg.models.base import ChatRequest, Message, TextPart
 from cytoreg.models.vlmeval_bridge import to_vlmeval
 
