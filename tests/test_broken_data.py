@@ -188,3 +188,35 @@ def test_malformed_manifests_are_one_clean_error(broken, tmp_path):
     ragged.write_text("path,label\nBasophil/good_1.jpg,Basophil\nBasophil/good_2.jpg,Basophil,extra\n")
     with pytest.raises(DataError, match=rf"^{ragged}:3: 3 fields where the header has 2"):
         task(ragged)()
+
+
+@pytest.mark.parametrize("adapter", ["openai", "gemini"])
+def test_api_adapters_never_send_an_undecodable_file_even_without_the_pre_check(broken, tmp_path, monkeypatch,
+                                                                                  adapter):
+    """The adapters' own guard: requests built by hand go straight to the executor."""
+    from cytoreg.engine.execute import CallStats, run_generator
+    from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
+    from cytoreg.registry.builtins import ADAPTERS
+    from cytoreg.tasks.samples import ImageRef
+
+    monkeypatch.setenv("CYTOREG_TEST_KEY", "k")
+    folder = broken["folder"]
+    names = ["Basophil/good_1.jpg", "Eosinophil/truncated.jpg", "Eosinophil/garbled.jpg", "Eosinophil/zero.jpg",
+             "Lymphocyte/bomb.png", "Lymphocyte/cmyk.jpg"]
+    with FakeOpenAI(lambda body: "Basophil") as srv:
+        url = srv.base_url if adapter == "openai" else srv.base_url.rsplit("/v1", 1)[0]
+        d = tmp_path / "specs"
+        d.mkdir()
+        (d / "m.yaml").write_text(f"spec: model/v1\nname: m\nadapter: {adapter}\n"
+                                  f"params: {{model: fake-vlm, base_url: '{url}', api_key_env: CYTOREG_TEST_KEY}}\n"
+                                  "execution: {concurrency: 1, max_retries: 0}\n")
+        model = ADAPTERS.get(adapter)(Catalog.load([d]).model("m"))
+        reqs = [ChatRequest([Message("user", [TextPart("Which cell?"), ImagePart(ImageRef(path=folder / n))])], {})
+                for n in names]
+        got = {}
+        run_generator(model, reqs, lambda i, r: got.__setitem__(names[i], r), CallStats())
+    assert len(srv.requests) == 2  # the good JPEG and the CMYK one (as PNG)
+    assert got["Basophil/good_1.jpg"].text == "Basophil" and got["Lymphocyte/cmyk.jpg"].text == "Basophil"
+    for n, problem in broken["bad_images"].items():
+        if n in got:
+            assert f"{folder / n}: {problem}: " in got[n].error, got[n].error
