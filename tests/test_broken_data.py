@@ -148,6 +148,12 @@ def test_every_row_has_one_fate_and_bad_images_are_error_records(broken, tmp_pat
     assert merrs["m1"] is None and merrs["m6"] is None
     counts = Counter((r["task"], r["model"]) for r in recs)
     assert set(counts.values()) == {12, 6} and len(counts) == 6
+    from cytoreg.report.summary import data_notes
+
+    assert data_notes(res)[0] == (
+        "broken-folder: 16 rows seen, 12 kept, 4 dropped (not_in_label_set 3, system_file 1); 5 sampled image(s) "
+        "unusable (does not decode 3, missing file 1, too large 1), error records; label_map lines to consider: "
+        "basophil: Basophil (results.json tasks.broken-folder.data)")
 
 
 def test_malformed_manifests_are_one_clean_error(broken, tmp_path):
