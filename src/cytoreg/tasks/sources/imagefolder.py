@@ -22,7 +22,8 @@ class ImageFolderSource(Source):
             "pattern": {"type": "string", "description": "regex with a (?P<label>...) group, matched on the relative path"},
             "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]},
                           "description": "raw label -> task label; null excludes that raw label on purpose"},
-            "unmapped": {"enum": ["error", "skip"]},
+            "unmapped": {"enum": ["error", "skip"], "description": "a raw label missing from label_map: error, or "
+                         "skip (dropped and counted); default: the task's on_unknown_label"},
             "extensions": {"type": "array", "items": {"type": "string"}},
         },
     }

@@ -57,7 +57,8 @@ class ManifestSource(Source):
             "id_column": {"type": "string"},
             "path_template": {"type": "string", "description": "e.g. 'test/{image_name}' built from row columns"},
             "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-            "unmapped": {"enum": ["error", "skip"]},
+            "unmapped": {"enum": ["error", "skip"], "description": "a raw label missing from label_map: error, or "
+                         "skip (dropped and counted); default: the task's on_unknown_label"},
             "encoding": {"type": "string", "description": "text encoding of the manifest (default utf-8; "
                                                           "e.g. latin-1 for files saved by old Excel)"},
             "onehot_columns": {"type": "array", "minItems": 2, "items": {"type": "string"},
