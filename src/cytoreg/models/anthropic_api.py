@@ -13,9 +13,8 @@ from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
                                  TransientError)
 from cytoreg.models.openai_api import retry_after
-from cytoreg.tasks.samples import open_image, png_bytes
 
-SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 DEFAULT_MAX_TOKENS = 1024
 LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
 
@@ -42,14 +41,13 @@ def rate_limit_wait(headers: Any, now: datetime | None = None) -> float | None:
 
 
 def image_block(part: ImagePart) -> dict:
-    data, mime = part.data(), part.mime()
-    if mime not in SENDABLE:  # TIFF and friends: the API takes PNG
-        data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+    data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
     return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode()}}
 
 
 class AnthropicChat(Generator):
     mode = "concurrent"
+    sendable_mimes = SENDABLE
     params_schema = {
         "type": "object",
         "additionalProperties": False,
