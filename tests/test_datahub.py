@@ -13,6 +13,8 @@ import pytest
 from cytoreg.cli import main
 from fake_files import FileServer
 
+PBC_DIR = Path(__file__).parents[1] / "src/cytoreg/demo_data/pbc"
+
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d7"
                     "63f8cfc000000301010018dd8db40000000049454e44ae426082")
 
@@ -239,3 +241,29 @@ def test_builtin_manual_sources_print_their_steps(capsys):
     out = capsys.readouterr().out
     assert "bmc needs a manual step" in out and "IBM Aspera" in out
     assert "BM_cytomorphology_data/<ABBR>" in out and "cytoreg data verify bmc" in out
+
+
+def test_verify_counts_every_published_split_of_a_manifest_task(tmp_path, monkeypatch, capsys):
+    """HiCervix's published counts cover train + val + test; the task reads test.csv only, so verify
+    counts the splits named in download.splits (the fixture has test and train, no val)."""
+    from dataset_fixtures import HICERVIX_N, build_hicervix
+
+    root = tmp_path / "data"
+    build_hicervix(root, iter(sorted(PBC_DIR.rglob("*.jpg")) * 4))
+    monkeypatch.setenv("CYTOREG_DATA", str(root))
+    assert run("data", "verify", "hicervix", "--json") == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["splits"] == [{"split": "train", "expected": 28160, "found": 26},
+                             {"split": "val", "expected": 4018, "found": 0},
+                             {"split": "test", "expected": 8051, "found": sum(HICERVIX_N.values())}]
+    assert len(rep["problems"]) == 1 and rep["problems"][0].startswith("split val: ") and "val.csv" in rep["problems"][0]
+    normal = next(c for c in rep["classes"] if c["label"] == "Normal cell")
+    assert (normal["expected"], normal["found"], normal["status"]) == (3454, 3 + 1, "missing 3450")
+    assert rep["extra_files"] == [] and rep["missing_files"] == []
+    # a row whose image is gone is missing, not found
+    gone = next((root / "hicervix" / "test").glob("*.jpg"))
+    gone.unlink()
+    assert run("data", "verify", "hicervix", "--json") == 1
+    rep2 = json.loads(capsys.readouterr().out)
+    assert rep2["missing_files"] == [str(gone)]
+    assert sum(c["found"] for c in rep2["classes"]) == sum(c["found"] for c in rep["classes"]) - 1

@@ -51,6 +51,9 @@ MANUAL = {
         "copy works).",
     ],
 }
+# what `cytoreg data verify` counts: published counts cover every split, the task reads only one
+SPLITS = {"hicervix": {"splits": {sp: {"manifest": f"{sp}.csv", "path_template": f"{sp}/{{image_name}}"}
+                                  for sp in ("train", "val", "test")}}}
 
 
 class Literal(str):
@@ -69,7 +72,7 @@ def write(name: str, header: str, spec: dict) -> None:
     if name in MANUAL:  # the download block goes right before data:
         items = list(spec.items())
         i = [k for k, _ in items].index("data")
-        spec = dict(items[:i] + [("download", {"manual": MANUAL[name]})] + items[i:])
+        spec = dict(items[:i] + [("download", {"manual": MANUAL[name], **SPLITS.get(name, {})})] + items[i:])
     text = header + yaml.dump(spec, sort_keys=False, allow_unicode=True, width=100000)
     (OUT / f"{name}.yaml").write_text(text)
     assert yaml.safe_load(text) == spec, name
@@ -166,7 +169,8 @@ def main(prompts_file: str) -> None:
                       "metric": "accuracy",
                       "values": {"HierSwin level-1 accuracy": 0.9208, "HierSwin level-2 accuracy": 0.7836,
                                  "HierSwin level-3 accuracy": 0.7835},
-                      "published_counts": {lab: n for _, lab, _, _, n in HICERVIX}},
+                      "published_counts": {lab: n for _, lab, _, _, n in HICERVIX},
+                      "published_split_sizes": {"train": 28160, "val": 4018, "test": 8051}},
     })
 
     bmc_labels = [name for name, _ in BMC.values() if name]

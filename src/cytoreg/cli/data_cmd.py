@@ -104,7 +104,8 @@ def cmd_verify(args) -> int:
                                        "status": c.status} for c in rep.classes],
                           "splits": [{"split": s, "expected": e, "found": n} for s, e, n in rep.splits],
                           "extra_files": [{"path": p, "reason": r} for p, r in rep.extra_files],
-                          "excluded": rep.excluded, "checksums": dict(rep.checksums)}, indent=2))
+                          "excluded": rep.excluded, "checksums": dict(rep.checksums),
+                          "missing_files": rep.missing_files, "problems": rep.problems}, indent=2))
         return 0 if rep.ok else 1
     console = _console()
     table = Table(title=f"{spec.name}: files per label", title_justify="left")
@@ -117,10 +118,16 @@ def cmd_verify(args) -> int:
     for s, e, n in rep.splits:
         console.print(f"split {s}: {n} (published {'?' if e is None else e})" + ("" if e in (None, n) else
                                                                                  "  [red]differs[/red]"))
+    for problem in rep.problems:
+        console.print(f"[red]{problem}[/red]")
     for path, state in rep.checksums:
         console.print(f"checksum {path}: {state}")
     if rep.excluded:
         console.print(f"{rep.excluded} file(s) left out on purpose by data.label_map (null)")
+    if rep.missing_files:
+        console.print(f"[red]{len(rep.missing_files)} file(s) listed in the data but not on disk[/red]:")
+        for p in rep.missing_files[:args.show]:
+            console.print(f"  {p}")
     if rep.extra_files:
         console.print(f"[red]{len(rep.extra_files)} extra file(s)[/red] the task cannot use:")
         for p, r in rep.extra_files[:args.show]:

@@ -2,7 +2,8 @@
 
 Counts come from the task's own data source (so what is verified is what ``cytoreg eval`` would
 read): per label against ``reference.published_counts``, per split against
-``reference.published_split_sizes`` (``npz`` files hold every split, and all are counted), files
+``reference.published_split_sizes`` (every split is counted: ``npz`` files hold them all, other
+sources name theirs in ``download.splits``), files
 the source could not use are listed as extra, and files with a published checksum are hashed.
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from cytoreg.datahub.fetch import file_digest
 from cytoreg.datahub.spec import read_download
+from cytoreg.errors import DataError
 
 EXCLUDED = "excluded by data.label_map"
+MISSING = "listed in the data, file not found"
 
 
 @dataclass
@@ -40,24 +43,35 @@ class Report:
     classes: list[ClassCount] = field(default_factory=list)
     splits: list[tuple[str, int | None, int]] = field(default_factory=list)  # split, expected, found
     extra_files: list[tuple[str, str]] = field(default_factory=list)  # path, why the source left it out
+    missing_files: list[str] = field(default_factory=list)  # listed by a manifest, absent on disk
     excluded: int = 0  # files left out on purpose (label_map: null)
     checksums: list[tuple[str, str]] = field(default_factory=list)  # file, "ok" | "MISMATCH ..." | "absent"
+    problems: list[str] = field(default_factory=list)  # splits that could not be read at all
     note: str = ""
 
     @property
     def ok(self) -> bool:
-        return (all(c.status == "ok" for c in self.classes) and not self.extra_files
+        return (not self.problems and not self.missing_files and all(c.status == "ok" for c in self.classes) and not self.extra_files
                 and all(e is None or e == n for _, e, n in self.splits)
                 and all(s == "ok" for _, s in self.checksums))
 
 
 def _count(spec: Any, data: dict) -> tuple[Counter, list[dict]]:
+    """Labels of the rows whose image is there; rows naming an absent file come back as skipped
+    with reason MISSING (a manifest lists them, the folder lacks them)."""
     from cytoreg.registry.builtins import SOURCES
 
     data = dict(data)
     source = SOURCES.get(data.pop("source"))(data, spec)
-    counts = Counter(s.label for s in source.samples())
-    return counts, source.skipped
+    counts: Counter = Counter()
+    missing = []
+    for s in source.samples():
+        path = s.image.path if s.image is not None else None
+        if path is not None and not Path(path).exists():
+            missing.append({"path": str(path), "reason": MISSING})
+        else:
+            counts[s.label] += 1
+    return counts, source.skipped + missing
 
 
 def verify(spec: Any) -> Report:
@@ -69,9 +83,16 @@ def verify(spec: Any) -> Report:
     data = dict(spec.get("data"))
     totals: Counter = Counter()
     skipped: list[dict] = []
-    if data["source"] == "npz":  # one file holds every split: count them all
-        for split in ("train", "val", "test"):
-            c, sk = _count(spec, dict(data, split=split))
+    splits = (spec.get("download") or {}).get("splits")
+    if not splits and data["source"] == "npz":  # one file holds every split
+        splits = {split: {"split": split} for split in ("train", "val", "test")}
+    if splits:  # published counts cover every split: count them all
+        for split, override in splits.items():
+            try:
+                c, sk = _count(spec, {**data, **override})
+            except DataError as exc:  # one split absent: say so, count the others
+                rep.problems.append(f"split {split}: {exc}")
+                c, sk = Counter(), []
             rep.splits.append((split, split_sizes.get(split), sum(c.values())))
             totals += c
             skipped += sk
@@ -80,8 +101,10 @@ def verify(spec: Any) -> Report:
     for lab in list(published) + sorted(set(totals) - set(published)):
         rep.classes.append(ClassCount(lab, published.get(lab), totals.get(lab, 0)))
     for s in skipped:
-        if s["reason"].startswith(EXCLUDED) or EXCLUDED in s["reason"]:
+        if EXCLUDED in s["reason"]:
             rep.excluded += 1
+        elif s["reason"] == MISSING:
+            rep.missing_files.append(s["path"])
         else:
             rep.extra_files.append((s["path"], s["reason"]))
     dl = read_download(spec)
