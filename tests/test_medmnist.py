@@ -98,3 +98,11 @@ def test_eval_runs_on_the_subset(data_root, tmp_path):
     task = json.loads((out / "results.json").read_text())["tasks"]["bloodmnist"]
     assert task["labels"] == BLOOD
     assert task["class_counts"] == {lab: 29 for lab in BLOOD}  # 30 per class, one kept as the few-shot example
+
+
+def test_a_missing_file_points_at_data_fetch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path / "nothing"))
+    assert main(["eval", "--tasks", "bloodmnist-128", "--models", "random", "-o", str(tmp_path / "run"),
+                 "--no-progress"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert str(tmp_path / "nothing" / "medmnist") in err and "cytoreg data fetch bloodmnist-128" in err

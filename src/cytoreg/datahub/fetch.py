@@ -57,7 +57,8 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
     try:
         for attempt in range(attempts):
             offset = part.stat().st_size if part.exists() else 0
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            # identity: the bytes on disk must be the file's bytes, so Range offsets stay byte offsets
+            headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
             try:
                 with client.stream("GET", f.url, headers=headers) as r:
                     if r.status_code == 416 and offset:  # nothing left to send: complete, or a stale part
@@ -84,7 +85,7 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
                         on_bytes(-1, total)  # reset: the bar restarts at `offset`
                         on_bytes(offset, total)
                     with open(part, mode) as fh:
-                        for chunk in r.iter_bytes():  # as received: a cut loses nothing already sent
+                        for chunk in r.iter_raw():  # undecoded, as received: a cut loses nothing already sent
                             fh.write(chunk)
                             if on_bytes:
                                 on_bytes(len(chunk), total)
