@@ -99,7 +99,8 @@ def test_a_cut_with_no_attempts_left_keeps_the_part_and_the_next_run_resumes(tmp
         with pytest.raises(DataError, match="resumes from there"):
             download(f, part, attempts=1, backoff=0)
         assert part.stat().st_size == 30000
-        download(f, part, attempts=1, backoff=0)
+        # the next run hashes the 30000 bytes on disk once, then the rest as it arrives
+        assert download(f, part, attempts=1, backoff=0) == hashlib.sha256(blob).hexdigest()
         assert part.read_bytes() == blob
         assert srv.log[-1] == ("/x.bin", "bytes=30000-", 206)
 
@@ -110,10 +111,11 @@ def test_a_server_without_range_support_restarts_from_zero(tmp_path):
 
     blob = bytes(range(256)) * 400
     with FileServer({"/x.bin": blob}, cut_first={"/x.bin": 30000}, ranges=False) as srv:
-        f = FileSpec(url=f"{srv.url}/x.bin", name="x.bin", algo=None, digest=None)
+        f = FileSpec(url=f"{srv.url}/x.bin", name="x.bin", algo="md5", digest=None)
         part = tmp_path / "x.bin.part"
-        download(f, part, attempts=3, backoff=0)
+        got = download(f, part, attempts=3, backoff=0)
         assert part.read_bytes() == blob  # not 30000 stale bytes + the whole file
+        assert got == hashlib.md5(blob).hexdigest()  # the running checksum restarted with the file
         assert [s for _, _, s in srv.log] == [200, 200]
 
 

@@ -26,12 +26,49 @@ STAGING = ".cytoreg-download"
 CHUNK = 1 << 20
 
 
-def file_digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo, usedforsecurity=False) if algo == "md5" else hashlib.new(algo)
+def _hasher(algo: str):
+    return hashlib.new(algo, usedforsecurity=False) if algo == "md5" else hashlib.new(algo)
+
+
+def file_digest(path: Path, algo: str, limit: int | None = None) -> str:
+    return _hash_file(path, algo, limit).hexdigest()
+
+
+def _hash_file(path: Path, algo: str, limit: int | None = None):
+    h, left = _hasher(algo), limit
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
+        while left is None or left > 0:
+            block = fh.read(CHUNK if left is None else min(CHUNK, left))
+            if not block:
+                break
             h.update(block)
-    return h.hexdigest()
+            if left is not None:
+                left -= len(block)
+    return h
+
+
+class _Running:
+    """The checksum of the ``.part`` file, kept up to date while it is written, so that a finished
+    download is not read a second time; bytes already on disk (a resume) are hashed once."""
+
+    def __init__(self, algo: str | None):
+        self.algo, self.h, self.upto = algo, None, -1
+
+    def at(self, part: Path, offset: int) -> None:
+        if self.algo and self.upto != offset:
+            self.h = _hash_file(part, self.algo, offset) if offset else _hasher(self.algo)
+            self.upto = offset
+
+    def add(self, chunk: bytes) -> None:
+        if self.h is not None:
+            self.h.update(chunk)
+            self.upto += len(chunk)
+
+    def hexdigest(self, part: Path) -> str | None:
+        if not self.algo:
+            return None
+        self.at(part, part.stat().st_size)
+        return self.h.hexdigest()
 
 
 def _content_range_start(value: str | None) -> int | None:
@@ -45,12 +82,14 @@ def _content_range_start(value: str | None) -> int | None:
 
 
 def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5,
-             on_bytes: Callable[[int, int | None], None] | None = None, client=None) -> None:
-    """Bring ``part`` to the full content of ``f.url``, resuming from its current size.
+             on_bytes: Callable[[int, int | None], None] | None = None, client=None) -> str | None:
+    """Bring ``part`` to the full content of ``f.url``, resuming from its current size; returns its
+    checksum in ``f.algo`` (None without one).
 
     ``on_bytes(n, total)`` is told of every chunk written (and the total once known)."""
     import httpx
 
+    running = _Running(f.algo)
     own = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=20.0), follow_redirects=True)
     last_error = ""
@@ -64,7 +103,7 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
                     if r.status_code == 416 and offset:  # nothing left to send: complete, or a stale part
                         total = r.headers.get("content-range", "").rpartition("/")[2]
                         if total.isdigit() and int(total) == offset:
-                            return
+                            return running.hexdigest(part)
                         part.unlink()
                         last_error = "the server refused to resume; starting over"
                         continue
@@ -84,15 +123,17 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
                     if on_bytes:
                         on_bytes(-1, total)  # reset: the bar restarts at `offset`
                         on_bytes(offset, total)
+                    running.at(part, offset)
                     with open(part, mode) as fh:
                         for chunk in r.iter_raw():  # undecoded, as received: a cut loses nothing already sent
                             fh.write(chunk)
+                            running.add(chunk)
                             if on_bytes:
                                 on_bytes(len(chunk), total)
                     if total is not None and part.stat().st_size < total:
                         last_error = f"connection ended at byte {part.stat().st_size} of {total}"
                         continue
-                    return
+                    return running.hexdigest(part)
             except httpx.TransportError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(backoff * 2 ** attempt)
@@ -104,14 +145,15 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
                     f"in {part} and the next `cytoreg data fetch` resumes from there")
 
 
-def check(f: FileSpec, path: Path) -> None:
-    """Size and checksum against the spec; a mismatch deletes ``path`` (its bytes are wrong)."""
+def check(f: FileSpec, path: Path, digest: str | None = None) -> None:
+    """Size and checksum (``digest`` when the download computed it) against the spec; a mismatch
+    deletes ``path`` (its bytes are wrong)."""
     problem = None
     size = path.stat().st_size
     if f.size is not None and size != f.size:
         problem = f"{size} bytes, the spec says {f.size}"
     elif f.algo and f.digest:
-        got = file_digest(path, f.algo)
+        got = digest or file_digest(path, f.algo)
         if got != f.digest:
             problem = f"{f.algo.upper()} {got}, the spec says {f.digest}"
     if problem:
@@ -237,8 +279,8 @@ def _fetch_all(dl: Download, staging: Path, installed: list[Path], progress: boo
                         bar.reset(tid, total=total)
                     else:
                         bar.update(tid, advance=n, total=total)
-            download(f, part, attempts=attempts, backoff=backoff, on_bytes=hook)
-            check(f, part)
+            digest = download(f, part, attempts=attempts, backoff=backoff, on_bytes=hook)
+            check(f, part, digest)
             if f.algo is None:
                 report(f"{f.name}: no published checksum; check it with `cytoreg data verify {dl.task}` (counts)")
             if f.extract:
