@@ -50,7 +50,7 @@ def setup(tmp_path):
     def answer(body):  # the n=12 model knows every image; the others always say Lymphocyte
         shas = [_sha_of_url(p["image_url"]["url"]) for m in body["messages"] if isinstance(m["content"], list)
                 for p in m["content"] if p["type"] == "image_url"]
-        if body["model"].endswith("-n12:0003"):
+        if "-n12:" in body["model"]:
             return truth.get(shas[0], "Lymphocyte")
         return "Lymphocyte"
 
@@ -124,7 +124,7 @@ def test_openai_route_files_jobs_eval_and_resume(setup, tmp_path):
     (out / "finetune" / "state.json").unlink()
     run(cfg(d, out, yes=True), log.append)
     assert (len(srv.uploads), len(srv.created), len(srv.requests)) == (3, 3, n_req)
-    assert res["results"]["learning_curves"] == [] or True
+    assert res["finetuned"] == {"ftgpt": {n: f"ftgpt-ft-demo-ft-n{n}" for n in NS}}
 
 
 def test_failed_job_is_a_clear_error_and_retry(setup, tmp_path, capsys):
@@ -191,3 +191,50 @@ def test_limits_and_token_estimate():
     # the vision guide's worked examples, and an Acevedo-sized image (one tile)
     assert limits.image_tokens(2048, 4096, "high") == 1105 and limits.image_tokens(1024, 1024, "high") == 765
     assert limits.image_tokens(360, 363, "high") == 85 + 170 and limits.image_tokens(360, 363, "auto") == 255
+
+
+def test_learning_curve_beside_heads_in_results_leaderboard_and_html(setup, tmp_path):
+    pytest.importorskip("timm")
+    pytest.importorskip("matplotlib")
+    from sklearn.metrics import f1_score
+    from tiny_features import save_tiny_dinobloom, spec_text
+
+    from cytoreg.report.leaderboard import write_leaderboard
+
+    d, srv, split, kind = setup
+    save_tiny_dinobloom(tmp_path / "bloom.pth")
+    (d / "bloom.yaml").write_text(spec_text("tinybloom", tmp_path / "bloom.pth"))
+    (d / "task.yaml").write_text(TASK.replace("repeats: 2", "repeats: 1"))  # one repeat: the curve = the paired fit
+    out = tmp_path / "run"
+    res = run(cfg(d, out, ns=[0, 1, 12], heads=["tinybloom"]), lambda m: None)["results"]
+    assert {(e["model"], e["setting"]) for e in res["evaluations"]} == {
+        ("ftgpt", "zero_shot"), ("ftgpt-ft-demo-ft-n1", "zero_shot"), ("ftgpt-ft-demo-ft-n12", "zero_shot"),
+        ("tinybloom", "probe")}
+    [curve] = res["learning_curves"]
+    assert curve["task"] == "demo-ft" and curve["base_model"] == "ftgpt" and curve["metric"] == "f1_weighted"
+    assert [p["n"] for p in curve["points"]] == [0, 1, 12]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    head_ev = next(e for e in res["evaluations"] if e["model"] == "tinybloom")
+    curve_f1 = {p["x"]: p["value"] for p in head_ev["probe"]["curves"]["f1_weighted"]}
+    for p in curve["points"]:
+        rows = [r for r in samples if r["model"] == p["model"]]
+        y, pred = [r["label"] for r in rows], [r["parsed"] or "(invalid)" for r in rows]
+        assert p["value"] == pytest.approx(f1_score(y, pred, labels=sorted(set(y)), average="weighted",
+                                                    zero_division=0))
+        if p["n"] == 0:
+            assert p["heads"] == []  # no head at n = 0
+            continue
+        [h] = p["heads"]
+        assert h["model"] == "tinybloom" and h["same_train_images"] and h["n_test"] == len(rows)
+        assert h["value"] == pytest.approx(curve_f1[p["n"]])  # the head's own curve point
+        pb = h["paired_bootstrap"]
+        assert pb["a"] == p["model"] and pb["b"] == "tinybloom" and pb["resamples"] == 200
+        assert pb["difference"] == pytest.approx(p["value"] - h["value"]) and pb["low"] <= pb["difference"] <= pb["high"]
+    assert any(c["task"] == "demo-ft" for c in res["comparisons"])
+    written = write_leaderboard([out], tmp_path / "lb")
+    md = written["md"].read_text()
+    assert "### learning curve: ftgpt fine-tuned vs heads on demo-ft (f1_weighted)" in md
+    assert "| 12 | 1.000 [1.000, 1.000] |" in md
+    page = written["html"].read_text()
+    assert "learning curves: fine-tuned VLMs vs heads" in page and 'class="plot ftcurve"' in page
+    assert next((tmp_path / "lb" / "img").glob("ftcurve-*.png")).stat().st_size > 1000

@@ -71,6 +71,11 @@ def learning_curves(results: dict, samples_path: Path, task: str, finetuned: dic
     return out
 
 
+def p_text(pb: dict) -> str:
+    """p from a paired bootstrap; 0 of R resamples on the other side reads p < 1/R."""
+    return f"p<{1 / pb['resamples']:.2g}" if pb["p_value"] == 0 else f"p={pb['p_value']:.3g}"
+
+
 def render_markdown(curves: list[dict], digits: int = 3) -> str:
     """One table per curve: n, the fine-tuned model with its CI, each head, difference, CI and p."""
     lines = []
@@ -93,7 +98,7 @@ def render_markdown(curves: list[dict], digits: int = 3) -> str:
                 txt = f"{h['value']:.{digits}f}"
                 if pb:
                     txt += (f" (Δ {pb['difference']:+.{digits}f} [{pb['low']:+.{digits}f}, {pb['high']:+.{digits}f}], "
-                            f"p={pb['p_value']:.3g})")
+                            f"{p_text(pb)})")
                 cells.append(txt)
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -101,3 +106,56 @@ def render_markdown(curves: list[dict], digits: int = 3) -> str:
         lines.append("Δ = fine-tuned VLM − head on the same test images (paired bootstrap); heads are the probe's "
                      "first-repeat fit on the same nested subset at each n; n = 0 is the base model zero-shot.")
     return "\n".join(lines) + "\n"
+
+
+def html_section(curves: list[dict], out: Path, pyplot, finish) -> str:
+    """The learning curves for the HTML report: a plot per curve (fine-tuned model with its CI, each
+    head; * where the paired bootstrap gives p < 0.05) and its table."""
+    import hashlib
+    import html
+
+    parts = ["<h2>learning curves: fine-tuned VLMs vs heads</h2>"]
+    for c in curves:
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5.6, 3.8))
+        pts = [p for p in c["points"] if p["n"] > 0 and p["value"] is not None]
+        xs = [p["n"] for p in pts]
+        ys = [p["value"] for p in pts]
+        err = [[p["value"] - (p["low"] if p.get("low") is not None else p["value"]) for p in pts],
+               [(p["high"] if p.get("high") is not None else p["value"]) - p["value"] for p in pts]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, label=f"{c['base_model']} fine-tuned")
+        heads = sorted({(h["model"], h["setting"]) for p in pts for h in p["heads"]})
+        for m, s in heads:
+            hp = [(p["n"], h) for p in pts for h in p["heads"] if (h["model"], h["setting"]) == (m, s)]
+            ax.plot([n for n, _ in hp], [h["value"] for _, h in hp], marker="s", ms=3, ls="--", label=f"{m} [{s}]")
+            for n, h in hp:
+                if (h.get("paired_bootstrap") or {}).get("p_value", 1) < 0.05:
+                    ax.annotate("*", (n, h["value"]), textcoords="offset points", xytext=(0, 4), ha="center")
+        zero = next((p for p in c["points"] if p["n"] == 0 and p["value"] is not None), None)
+        if zero:
+            ax.axhline(zero["value"], color="#999", lw=1, ls=":", label=f"{c['base_model']} zero-shot")
+        ax.set_xscale("log")
+        ax.set_xlabel("training images per class")
+        ax.set_ylabel(c["metric"])
+        ax.legend(fontsize=7)
+        slug = hashlib.sha256(f"{c['task']}|{c['base_model']}".encode()).hexdigest()[:12]
+        path = out / "img" / f"ftcurve-{slug}.png"
+        finish(plt, fig, ax, f"{c['task']}: {c['base_model']} fine-tuned vs heads", path)
+        rows = []
+        for p in c["points"]:
+            cells = [str(p["n"]), "—" if p["value"] is None else f"{p['value']:.3f}"]
+            for m, s in heads:
+                h = next((h for h in p["heads"] if (h["model"], h["setting"]) == (m, s)), None)
+                pb = (h or {}).get("paired_bootstrap")
+                cells.append("—" if h is None else f"{h['value']:.3f}" + (
+                    f" (Δ {pb['difference']:+.3f} [{pb['low']:+.3f}, {pb['high']:+.3f}], {p_text(pb)})"
+                    if pb else ""))
+            rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+        head = "".join(f"<th>{html.escape(x)}</th>" for x in
+                       ["n", f"{c['base_model']} fine-tuned"] + [f"{m} [{s}] (Δ, 95% CI, p)" for m, s in heads])
+        parts.append(f'<section class="curve"><div class="figs"><img class="plot ftcurve" alt="learning curve '
+                     f'{html.escape(c["task"])}" src="img/{path.name}"></div><table class="lb"><thead><tr>{head}'
+                     f'</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+    parts.append("<p>Δ = fine-tuned VLM − head on the same test images (paired bootstrap); heads are the probe's "
+                 "first-repeat fit on the same nested subset at each n.</p>")
+    return "".join(parts)

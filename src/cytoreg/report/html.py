@@ -334,6 +334,10 @@ def render_html(board: Board, table: Table, out: Path) -> Path:
         parts = [_entry_section(board.entries[(col[0], col[1], m)], out, samples[board.entries[(col[0], col[1], m)].run])
                  for m in board.models if (col[0], col[1], m) in board.entries]
         sections.append(f"<h2>{html.escape(column_name(col))}</h2>{''.join(parts)}")
+    if board.learning_curves:
+        from cytoreg.finetune.curves import html_section
+
+        sections.insert(0, html_section(board.learning_curves, out, _pyplot, _finish))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
     runs = "".join(f"<li>{html.escape(str(r))}</li>" for r in board.runs)
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cytoreg leaderboard: '

@@ -35,6 +35,7 @@ class Board:
     tasks: dict[str, dict] = field(default_factory=dict)       # task name -> results["tasks"][name]
     runs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    learning_curves: list[dict] = field(default_factory=list)  # from `cytoreg finetune` runs
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -72,6 +73,7 @@ def load_runs(dirs: list[Path]) -> Board:
             raise CytoregError(f"{path}: schema '{results.get('schema')}' is not cytoreg/results/v1")
         run = path.parent
         board.runs.append(run)
+        board.learning_curves += results.get("learning_curves") or []
         for name, info in results["tasks"].items():
             old = board.tasks.get(name)
             if old is not None and old.get("spec_hash") != info.get("spec_hash"):
@@ -237,7 +239,12 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str = "f1_weighted",
     written: dict[str, Path] = {}
     if "md" in formats:
         written["md"] = out / "leaderboard.md"
-        written["md"].write_text(render_markdown(table))
+        text = render_markdown(table)
+        if board.learning_curves:
+            from cytoreg.finetune.curves import render_markdown as curves_markdown
+
+            text += "\n" + curves_markdown(board.learning_curves)
+        written["md"].write_text(text)
     if "csv" in formats:
         written["csv"] = out / "leaderboard.csv"
         written["csv"].write_text(render_csv(board))
