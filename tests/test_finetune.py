@@ -238,3 +238,49 @@ def test_learning_curve_beside_heads_in_results_leaderboard_and_html(setup, tmp_
     page = written["html"].read_text()
     assert "learning curves: fine-tuned VLMs vs heads" in page and 'class="plot ftcurve"' in page
     assert next((tmp_path / "lb" / "img").glob("ftcurve-*.png")).stat().st_size > 1000
+
+
+def test_kill_9_while_polling_then_rerun_continues(setup, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d, srv, _, _ = setup
+    srv.polls_to_finish = 10 ** 9  # the jobs keep running while the first process polls
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "cytoreg", "finetune", "--tasks", "demo-ft", "--models", "ftgpt",
+                             "--n", "1,2,12", "-o", str(out), "--include", str(d), "--yes", "--no-progress"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "finetune" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        polled = [j for j in srv.jobs.values() if j["_polls"] >= 2]
+        if len(polled) == 3 and state.exists() and len(json.loads(state.read_text())["jobs"]) == 3:
+            break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (len(srv.uploads), len(srv.created)) == (3, 3) and not srv.requests
+    recorded = json.loads(state.read_text())["jobs"]
+    assert sorted(j["status"] for j in recorded.values()) == ["running"] * 3
+    srv.polls_to_finish = 1
+    res = run(cfg(d, out, yes=False), lambda m: None)  # no --yes needed: nothing new is submitted
+    assert (len(srv.uploads), len(srv.created)) == (3, 3)
+    assert sorted(res["finetuned"]["ftgpt"]) == NS and len(srv.requests) == 3 * 33
+
+
+def test_refusals_name_the_fix(setup, tmp_path, capsys):
+    d, _, _, _ = setup
+    (d / "plain.yaml").write_text("spec: task/v1\nname: demo-plain\nextends: demo\n")
+    cases = [(["--tasks", "demo-plain", "--models", "ftgpt", "--n", "1"], "task 'demo-plain' has no training split"),
+             (["--tasks", "demo-ft", "--models", "random", "--n", "1"], "model 'random' uses the 'random' adapter"),
+             (["--tasks", "demo-ft", "--models", "ftgpt", "--n", "1", "--heads", "ftgpt"], "--heads ftgpt: not a "
+                                                                                            "feature or embedding model"),
+             (["--tasks", "demo-ft", "--models", "ftgpt", "--n", "1,x"], "--n '1,x': give images per class")]
+    for argv, msg in cases:
+        assert main(["finetune", *argv, "-o", str(tmp_path / "o"), "--include", str(d)]) == 2
+        assert msg in " ".join(capsys.readouterr().err.split())
