@@ -284,3 +284,18 @@ def test_refusals_name_the_fix(setup, tmp_path, capsys):
     for argv, msg in cases:
         assert main(["finetune", *argv, "-o", str(tmp_path / "o"), "--include", str(d)]) == 2
         assert msg in " ".join(capsys.readouterr().err.split())
+
+
+def test_an_n_past_every_class_reuses_the_job_of_the_same_examples(setup, tmp_path, capsys):
+    d, srv, _, _ = setup
+    out = tmp_path / "run"
+    assert main(["finetune", "--tasks", "demo-ft", "--models", "ftgpt", "--n", "12,50", "-o", str(out),
+                 "--include", str(d), "--check"]) == 0
+    assert "ftgpt n=50: the same 128 examples as n=12 (every class has fewer images than 50); its model serves, " \
+           "no job of its own" in " ".join(capsys.readouterr().out.split())
+    res = run(cfg(d, out, ns=[12, 50]), lambda m: None)
+    assert len(srv.created) == 1 and len(srv.uploads) == 1
+    ft = srv.jobs["ftjob-0001"]["fine_tuned_model"]
+    for n in (12, 50):
+        assert f"model: {ft}" in (out / "specs" / f"ftgpt-ft-demo-ft-n{n}.yaml").read_text()
+    assert sorted(res["finetuned"]["ftgpt"]) == [12, 50]

@@ -15,7 +15,11 @@ def cmd_finetune(args) -> int:
         ns = [int(x) for x in _split([args.n])]
     except ValueError:
         raise CytoregError(f"--n {args.n!r}: give images per class, e.g. 1,5,10,25,50,100,200") from None
-    cfg = FinetuneConfig(task=args.tasks, models=_split(args.models), ns=ns, output=Path(args.output),
+    tasks = _split([args.tasks])
+    if len(tasks) != 1:
+        raise CytoregError(f"--tasks {args.tasks!r}: cytoreg finetune takes one task (its training split); run it "
+                           "once per task")
+    cfg = FinetuneConfig(task=tasks[0], models=_split(args.models), ns=ns, output=Path(args.output),
                          include=list(args.include), heads=_split(args.heads or []), check=args.check, yes=args.yes,
                          retry_failed=args.retry_failed, device=args.device, bootstrap=args.bootstrap,
                          seed=args.seed, progress=not args.no_progress)

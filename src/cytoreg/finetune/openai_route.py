@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +25,7 @@ class Planned:
     subset: Subset
     path: Path
     cost: float | None = None
-    recorded: dict | None = field(default=None)
+    same_as: int | None = None  # an earlier n with identical examples (every class exhausted): its job serves
 
 
 def _rgb_part(part: dict) -> dict:
@@ -88,7 +88,8 @@ def plan(mspec: Any, data: TrainingData, subs: list[Subset], out: Path) -> list[
         val_rep = limits.check_lines(val_lines, base, f"validation file ({data.task})")
         limits.check_size(val_rep, len(val_bytes), f"validation file ({data.task})")
         (folder / f"{mspec.name}-{data.task}-val-{val_sha[:12]}.jsonl").write_bytes(val_bytes)
-    out_plans = []
+    out_plans: list[Planned] = []
+    first: dict[str, Planned] = {}
     for sub in subs:
         lines = examples(adapter, data, sub.samples, gen)
         payload = jsonl_bytes(lines)
@@ -105,7 +106,11 @@ def plan(mspec: Any, data: TrainingData, subs: list[Subset], out: Path) -> list[
         jp = JobPlan(key, sub.n, payload, sha, val_bytes, val_sha, base, method, _suffix(ft, data.task, sub.n),
                      ft.get("seed"))
         cost = limits.cost(rep.tokens, ft.get("epochs"), base, ft.get("price_per_million_tokens"))
-        out_plans.append(Planned(jp, rep, val_rep, sub, path, cost))
+        if sha in first:  # no second job for the same examples
+            out_plans.append(Planned(first[sha].plan, rep, val_rep, sub, path, 0.0, first[sha].subset.n))
+            continue
+        first[sha] = Planned(jp, rep, val_rep, sub, path, cost)
+        out_plans.append(first[sha])
     return out_plans
 
 
@@ -118,6 +123,10 @@ def check_table(mspec: Any, planned: list[Planned], state: State) -> tuple[list[
         rec = state.jobs.get(p.plan.key)
         short = ", ".join(f"{lab}: {c}" for lab, c in p.subset.shortfalls.items())
         cost = "unknown price (set finetune.price_per_million_tokens)" if p.cost is None else f"≈ ${p.cost:,.2f}"
+        if p.same_as is not None:
+            rows.append(f"{mspec.name} n={p.subset.n}: the same {p.report.examples} examples as n={p.same_as} "
+                        f"(every class has fewer images than {p.subset.n}); its model serves, no job of its own")
+            continue
         rows.append(f"{mspec.name} n={p.plan.n}: {p.report.examples} examples, {p.report.images} images, "
                     f"{p.report.bytes / 1e6:.1f} MB, ≈ {p.report.tokens:,} tokens per epoch × {epochs} epochs"
                     f"{' (auto: estimated)' if ft.get('epochs', 'auto') == 'auto' else ''} = "
@@ -144,6 +153,7 @@ def train(mspec: Any, data: TrainingData, planned: list[Planned], state: State, 
             if rec and rec.get("status") in ("failed", "cancelled"):
                 state.data.setdefault("retired", []).append(state.jobs.pop(p.plan.key))
         state.save()
+    planned_all, planned = planned, [p for p in planned if p.same_as is None]
     new = [p for p in planned if not (state.jobs.get(p.plan.key) or {}).get("job_id")]
     if new and not yes:
         total = sum(p.cost or 0 for p in new)
@@ -162,4 +172,4 @@ def train(mspec: Any, data: TrainingData, planned: list[Planned], state: State, 
     bad = failures(state, keys)
     if bad:
         raise CytoregError("\n".join(bad) + "\nfix the cause, then rerun with --retry-failed to submit those n again")
-    return {state.jobs[k]["n"]: state.jobs[k]["fine_tuned_model"] for k in keys}
+    return {p.subset.n: state.jobs[p.plan.key]["fine_tuned_model"] for p in planned_all}

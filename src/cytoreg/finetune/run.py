@@ -87,7 +87,7 @@ def run(cfg: FinetuneConfig, log: Callable[[str], None]) -> dict:
             rows, problems = openai_route.check_table(mspec, planned, state)
             for r in rows:
                 log(r)
-            summary["models"][mspec.name] = {p.plan.n: {"examples": p.report.examples, "images": p.report.images,
+            summary["models"][mspec.name] = {p.subset.n: {"examples": p.report.examples, "images": p.report.images,
                                                         "tokens": p.report.tokens, "bytes": p.report.bytes,
                                                         "cost": p.cost, "file": str(p.path),
                                                         "shortfalls": p.subset.shortfalls} for p in planned}
