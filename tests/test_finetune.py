@@ -233,7 +233,7 @@ def test_learning_curve_beside_heads_in_results_leaderboard_and_html(setup, tmp_
     assert any(c["task"] == "demo-ft" for c in res["comparisons"])
     written = write_leaderboard([out], tmp_path / "lb")
     md = written["md"].read_text()
-    assert "### learning curve: ftgpt fine-tuned vs heads on demo-ft (f1_weighted)" in md
+    assert "### learning curve: ftgpt fine-tuned vs heads on demo-ft (f1\\_weighted)" in md
     assert "| 12 | 1.000 [1.000, 1.000] |" in md
     page = written["html"].read_text()
     assert "learning curves: fine-tuned VLMs vs heads" in page and 'class="plot ftcurve"' in page

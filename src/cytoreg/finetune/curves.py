@@ -76,13 +76,20 @@ def p_text(pb: dict) -> str:
     return f"p<{1 / pb['resamples']:.2g}" if pb["p_value"] == 0 else f"p={pb['p_value']:.3g}"
 
 
-def render_markdown(curves: list[dict], digits: int = 3) -> str:
-    """One table per curve: n, the fine-tuned model with its CI, each head, difference, CI and p."""
+def from_board(board) -> list[dict]:
+    """Every learning curve in a leaderboard's runs (``cytoreg finetune`` writes them)."""
+    return [c for res in getattr(board, "results", {}).values() for c in (res.get("learning_curves") or [])]
+
+
+def render_markdown(curves: list[dict], digits: int = 3, esc=str) -> str:
+    """One table per curve: n, the fine-tuned model with its CI, each head, difference, CI and p;
+    ``esc`` escapes names for Markdown."""
     lines = []
     for c in curves:
         heads = sorted({(h["model"], h["setting"]) for p in c["points"] for h in p["heads"]})
-        lines += [f"### learning curve: {c['base_model']} fine-tuned vs heads on {c['task']} ({c['metric']})", ""]
-        head = ["n", f"{c['base_model']} fine-tuned"] + [f"{m} [{s}] (Δ, 95% CI, p)" for m, s in heads]
+        lines += [f"### learning curve: {esc(c['base_model'])} fine-tuned vs heads on {esc(c['task'])} "
+                  f"({esc(c['metric'])})", ""]
+        head = ["n", f"{esc(c['base_model'])} fine-tuned"] + [f"{esc(m)} [{esc(s)}] (Δ, 95% CI, p)" for m, s in heads]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---:"] * len(head)) + "|"]
         for p in c["points"]:
             v = "—" if p["value"] is None else f"{p['value']:.{digits}f}"
