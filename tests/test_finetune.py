@@ -110,6 +110,9 @@ def test_openai_route_files_jobs_eval_and_resume(setup, tmp_path):
     assert {b["model"] for b in srv.requests} == ft_ids
     assert len(srv.requests) == 3 * len(kind.prepare().test)
     results = json.loads((out / "results.json").read_text())
+    from cytoreg.report.results import validate_results
+
+    assert validate_results(results) == [] and results["learning_curves"][0]["base_model"] == "ftgpt"
     f1 = {e["model"]: e["metrics"]["f1_weighted"] for e in results["evaluations"]}
     assert f1["ftgpt-ft-demo-ft-n12"] == 1.0 and f1["ftgpt-ft-demo-ft-n1"] < 0.2
     state = json.loads((out / "finetune" / "state.json").read_text())
@@ -299,3 +302,20 @@ def test_an_n_past_every_class_reuses_the_job_of_the_same_examples(setup, tmp_pa
     for n in (12, 50):
         assert f"model: {ft}" in (out / "specs" / f"ftgpt-ft-demo-ft-n{n}.yaml").read_text()
     assert sorted(res["finetuned"]["ftgpt"]) == [12, 50]
+
+
+def test_validation_file_is_uploaded_once_and_sent_with_every_job(setup, tmp_path):
+    d, srv, _, _ = setup
+    (d / "taskv.yaml").write_text(TASK.replace("name: demo-ft", "name: demo-ftv").replace("val_per_class: 0",
+                                                                                        "val_per_class: 1"))
+    (d / "modelv.yaml").write_text(model_spec(srv.base_url, "ftgptv").replace("max_poll_interval: 0.02}",
+                                                                              "max_poll_interval: 0.02, validation: true}"))
+    kind = TASK_KINDS.get("probe")(Catalog.load([str(d)]).task("demo-ftv"))
+    val = kind.training_split().val
+    run(cfg(d, tmp_path / "run", task="demo-ftv", models=["ftgptv"], ns=[1, 2]), lambda m: None)
+    assert len(srv.uploads) == 3 and len(srv.created) == 2
+    [vid] = {c["validation_file"] for c in srv.created}
+    assert vid not in {c["training_file"] for c in srv.created}
+    lines = srv.file_lines(vid)
+    assert len(lines) == len(val) == 9  # Metamyelocyte and Promyelocyte have none left
+    assert sorted(x["messages"][-1]["content"] for x in lines) == sorted(s.label for s in val)

@@ -63,8 +63,9 @@ def text_tokens(text: str) -> int:
     return math.ceil(len(text.encode()) / 4)
 
 
-def check_lines(lines: list[dict], base: str, where: str) -> FileReport:
-    """Every documented limit, each violation named by line; token count per example."""
+def check_lines(lines: list[dict], base: str, where: str, training: bool = True) -> FileReport:
+    """Every documented limit, each violation named by line; token count per example (the minimum
+    of 10 examples is the training file's)."""
     from PIL import Image
 
     rep = FileReport(examples=len(lines))
@@ -106,7 +107,7 @@ def check_lines(lines: list[dict], base: str, where: str) -> FileReport:
         rep.images += n_img
         rep.tokens += toks
         rep.max_example_tokens = max(rep.max_example_tokens, toks)
-    if rep.examples < MIN_EXAMPLES:
+    if training and rep.examples < MIN_EXAMPLES:
         rep.problems.append(f"{where}: {rep.examples} examples, fewer than the {MIN_EXAMPLES} OpenAI requires; "
                             f"use a larger n (n × classes ≥ {MIN_EXAMPLES})")
     if image_examples > MAX_IMAGE_EXAMPLES:

@@ -85,7 +85,7 @@ def plan(mspec: Any, data: TrainingData, subs: list[Subset], out: Path) -> list[
         val_lines = examples(adapter, data, data.val, gen)
         val_bytes = jsonl_bytes(val_lines)
         val_sha = digest(val_bytes)
-        val_rep = limits.check_lines(val_lines, base, f"validation file ({data.task})")
+        val_rep = limits.check_lines(val_lines, base, f"validation file ({data.task})", training=False)
         limits.check_size(val_rep, len(val_bytes), f"validation file ({data.task})")
         (folder / f"{mspec.name}-{data.task}-val-{val_sha[:12]}.jsonl").write_bytes(val_bytes)
     out_plans: list[Planned] = []
