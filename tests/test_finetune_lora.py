@@ -3,7 +3,6 @@ the same examples as the OpenAI route, the adapter is saved under DIR/lora and e
 the hf adapter with params.lora; its answers differ from the base model's and equal a manual
 peft load; a rerun trains nothing; a missing adapter is a clear error."""
 import json
-from pathlib import Path
 
 import pytest
 
