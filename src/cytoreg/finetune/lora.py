@@ -95,6 +95,10 @@ def train_one(mspec: Any, examples: list[dict], path: Path, cfg: dict, device: s
     from cytoreg.models.weights import hub_missing, pick_device
 
     params = dict(mspec.get("params") or {})
+    if params.get("load_in_8bit"):
+        raise ModelLoadError(f"model '{mspec.name}' loads in 8 bits (params.load_in_8bit); LoRA training here runs "
+                             f"on bf16 weights. Fine-tune a spec without load_in_8bit (needs the GPU memory for the "
+                             f"bf16 model), then evaluate the adapter with either")
     dev = pick_device(device)
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32  # bf16 on GPU, as the evaluation loads it
     kwargs: dict = {"trust_remote_code": bool(mspec.get("trust_remote_code", False))}
