@@ -32,8 +32,8 @@ def _need(name: str, model: str):
 
 def chat_example(data: TrainingData, sample, generation: dict) -> dict:
     """Prompt (the evaluation's messages, images as placeholders), completion (the label), images."""
+    from cytoreg.images import open_image
     from cytoreg.models.base import ImagePart, TextPart
-    from cytoreg.tasks.samples import open_image
 
     req = request_for(data, sample, generation)
     prompt, images = [], []
