@@ -10,9 +10,7 @@ from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
                                  TransientError)
-from cytoreg.tasks.samples import open_image, png_bytes
-
-SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
 def retry_after(headers: Any) -> float | None:
@@ -40,9 +38,7 @@ def retry_after(headers: Any) -> float | None:
 
 
 def image_content(part: ImagePart, detail: str) -> dict:
-    data, mime = part.data(), part.mime()
-    if mime not in SENDABLE:  # TIFF and friends: the API takes PNG
-        data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+    data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
     url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
 
@@ -90,12 +86,16 @@ def parse_completion(resp: Any, base_url: str | None = None) -> Response:
         usage = {"prompt_tokens": _count(getattr(u, "prompt_tokens", 0)),
                  "completion_tokens": _count(getattr(u, "completion_tokens", 0)),
                  "total_tokens": _count(getattr(u, "total_tokens", 0))}
+        details = getattr(u, "completion_tokens_details", None)
+        if details is not None and isinstance(getattr(details, "reasoning_tokens", None), int):
+            usage["reasoning_tokens"] = details.reasoning_tokens  # part of completion_tokens, billed as output
     model = getattr(resp, "model", None)
     return Response(text=content, usage=usage, model_version=model if isinstance(model, str) else None)
 
 
 class OpenAIChat(Generator):
     mode = "concurrent"
+    sendable_mimes = SENDABLE
     params_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -107,6 +107,9 @@ class OpenAIChat(Generator):
             "api_key_env": {"type": "string", "description": "environment variable holding the key (default OPENAI_API_KEY)"},
             "image_detail": {"enum": ["low", "high", "auto"]},
             "extra_body": {"type": "object"},
+            "reasoning": {"type": "boolean", "description": "a reasoning model (o-series, gpt-5): sends "
+                          "max_completion_tokens, never temperature / top_p (the API rejects them)"},
+            "reasoning_effort": {"enum": ["minimal", "low", "medium", "high"]},
         },
     }
 
@@ -159,10 +162,14 @@ class OpenAIChat(Generator):
             self.load()
         gen = request.generation
         kwargs: dict[str, Any] = {"model": self.params["model"], "messages": self.messages(request)}
-        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"),
-                             ("seed", "seed")):
+        reasoning = self.params.get("reasoning", False)
+        pairs = ((("max_tokens", "max_completion_tokens"), ("seed", "seed")) if reasoning else
+                 (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"), ("seed", "seed")))
+        for ours, theirs in pairs:
             if ours in gen:
                 kwargs[theirs] = gen[ours]
+        if "reasoning_effort" in self.params:
+            kwargs["reasoning_effort"] = self.params["reasoning_effort"]
         extra = dict(self.params.get("extra_body") or {})
         if "top_k" in gen:
             extra["top_k"] = gen["top_k"]  # not an OpenAI parameter; vLLM and llama.cpp take it
