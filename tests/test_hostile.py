@@ -543,6 +543,39 @@ def test_hostile_gemini_reply(name, tmp_path):
     assert rows and all(r["error"] and fragment in r["error"] for r in rows), [r["error"] for r in rows]
 
 
+ANTHROPIC_REPLIES = {
+    "claude-html": ((200, b"<html>maintenance</html>", "text/html"), "not a Messages API message"),
+    "claude-truncated": ((200, b'{"content": [{"type": "text", "text": "Lym', "application/json"), "not valid JSON"),
+    "claude-content-null": ((200, json.dumps({"id": "m", "type": "message", "role": "assistant", "model": "c",
+                                              "content": None, "stop_reason": "end_turn",
+                                              "usage": {"input_tokens": 1, "output_tokens": 1}}).encode(),
+                             "application/json"), "not a Messages API message"),
+    "claude-401-echo": ((401, json.dumps({"type": "error", "error": {"type": "authentication_error",
+                                                                     "message": f"invalid x-api-key {KEY}"}}).encode(),
+                         "application/json"), "HTTP 401"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ANTHROPIC_REPLIES))
+def test_hostile_anthropic_reply(name, tmp_path):
+    pytest.importorskip("anthropic")
+    reply, fragment = ANTHROPIC_REPLIES[name]
+    with FakeOpenAI(raw=lambda body, headers: reply) as srv:
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        (specs / "tiny.yaml").write_text("spec: task/v1\nname: tiny\nextends: demo\nsampling: {test_per_class: 1}\n"
+                                         "settings: [zero_shot]\n")
+        (specs / "c.yaml").write_text(f"spec: model/v1\nname: cl\nadapter: anthropic\nparams: {{model: claude-test, "
+                                      f"base_url: '{srv.base_url.rsplit('/v1', 1)[0]}'}}\nexecution: {{max_retries: 0}}\n")
+        res = cli(["eval", "--tasks", "tiny", "--models", "cl", "--limit", "2", "--no-progress", "--bootstrap", "0",
+                   "--include", "specs", "--output", "out"], cwd=tmp_path, extra_env={"ANTHROPIC_API_KEY": KEY})
+    clean(res, code=(0, 3), culprit=None, fragments=[], messages=0)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert rows and all(r["error"] and fragment in r["error"] for r in rows), [r["error"] for r in rows]
+    assert not any(KEY.encode() in p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+
+
 # --------------------------------------------------------------------------------------------
 # the error boundary itself
 
@@ -558,7 +591,7 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 
 def test_corpus_is_large_enough():
-    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(BROKEN_IMAGES) + len(REVIEW_CASES)
+    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(ANTHROPIC_REPLIES) + len(BROKEN_IMAGES) + len(REVIEW_CASES)
          + 14)  # the single tests: paths, fifo, loaders, pipe ×2, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
