@@ -591,7 +591,7 @@ def test_debug_flag_and_env_show_the_traceback(tmp_path):
 
 
 def test_corpus_is_large_enough():
-    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(ANTHROPIC_REPLIES) + len(BROKEN_IMAGES) + len(REVIEW_CASES)
+    n = (len(SPEC_CASES) + len(RUN_CASES) + len(REPLIES) + len(GEMINI_REPLIES) + len(ANTHROPIC_REPLIES) + len(MANIFEST_CASES) + len(BROKEN_IMAGES) + len(REVIEW_CASES)
          + 14)  # the single tests: paths, fifo, loaders, pipe ×2, show ×2, names, read-only ×2, file ×2, cache ×3
     assert n >= 40
 
@@ -686,6 +686,36 @@ def test_leaderboard_with_1000_labels_stays_under_1gb(tmp_path):
     for png in (tmp_path / "lb" / "img").glob("*.png"):
         w, h = PILImage.open(png).size
         assert w * h < 4_000_000, (png.name, w, h)
+
+
+# --------------------------------------------------------------------------------------------
+# manifests (the readers belong to the data sources, issue 16; here: one message through the CLI)
+
+
+MANIFEST_CASES = [
+    ("manifest-latin-1", "m.csv", "path,label\na.png,Alpha\nb.png,Bëta\n".encode("latin-1"),
+     ["m.csv:3", "not valid UTF-8", "data.encoding"]),
+    ("manifest-broken-jsonl-line", "m.jsonl", b'{"path": "a.png", "label": "Alpha"}\n{"path": "b.png", "label": \n',
+     ["m.jsonl:2: not valid JSON"]),
+    ("manifest-json-list-with-int", "m.json", json.dumps([{"path": "a.png", "label": "Alpha"}, 5]).encode(),
+     ["m.json:1: item 1 of the list", "not an object"]),
+    ("manifest-binary", "m.csv", PNG, ["m.csv", "not valid UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("case", MANIFEST_CASES, ids=[c[0] for c in MANIFEST_CASES])
+def test_hostile_manifest(case, tmp_path):
+    _, name, data, fragments = case
+    (tmp_path / "a.png").write_bytes(PNG)
+    (tmp_path / "b.png").write_bytes(PNG)
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "t.yaml").write_text(f"spec: task/v1\nname: man\nkind: classification\ndata: {{source: manifest, root: "
+                                     f"'{tmp_path}', manifest: {name}, path_column: path, label_column: label}}\n"
+                                     "labels: [Alpha, Bëta]\nsettings: [zero_shot]\n", encoding="utf-8")
+    res = cli(["eval", "--tasks", "man", "--models", "random", "--include", "t.yaml", "--output", "out", "--no-progress",
+               "--bootstrap", "0"], cwd=tmp_path)
+    clean(res, code=2, culprit=name, fragments=fragments)
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 # --------------------------------------------------------------------------------------------
