@@ -1,5 +1,6 @@
 """Running ``python -m cytoreg`` in a child process the way a user would, with the child's own
-exit status, output, CPU time and peak memory (from ``os.wait4``), for the hostile-input tests."""
+exit status, output, CPU time and peak memory (the rusage of the child, measured by a small
+launcher process), for the hostile-input tests."""
 from __future__ import annotations
 
 import os
@@ -36,13 +37,30 @@ def env(**extra: str) -> dict[str, str]:
     return e
 
 
+#: Linux keeps a process's peak RSS across exec, so a child forked from a large pytest process
+#: would report pytest's size; a small launcher forks the CLI instead and reports its rusage
+LAUNCHER = """
+import os, resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{u.ru_utime + u.ru_stime} {u.ru_maxrss}")
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def cli(args: list[str], *, cwd: Path, extra_env: dict[str, str] | None = None,
         preexec: Callable[[], None] | None = None, stdin: bytes | None = None) -> Run:
-    """``python -m cytoreg ARGS`` in ``cwd``; kills it after WALL_LIMIT_S."""
+    """``python -m cytoreg ARGS`` in ``cwd`` (through LAUNCHER); killed after WALL_LIMIT_S."""
+    import tempfile
+
+    fd, usage_file = tempfile.mkstemp(prefix="hostile-rusage-")
+    os.close(fd)
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "cytoreg", *args], cwd=cwd, env=env(**(extra_env or {})),
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHER, usage_file, sys.executable, "-m", "cytoreg", *args],
+                         cwd=cwd, env=env(**(extra_env or {})),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=preexec)
+                         preexec_fn=preexec, start_new_session=True)
     chunks: dict[str, bytes] = {}
 
     def read(name: str, stream) -> None:
@@ -51,17 +69,20 @@ def cli(args: list[str], *, cwd: Path, extra_env: dict[str, str] | None = None,
     readers = [threading.Thread(target=read, args=(n, s)) for n, s in (("out", p.stdout), ("err", p.stderr))]
     for t in readers:
         t.start()
-    timer = threading.Timer(WALL_LIMIT_S, lambda: os.kill(p.pid, signal.SIGKILL))
+    timer = threading.Timer(WALL_LIMIT_S, lambda: os.killpg(p.pid, signal.SIGKILL))  # launcher and CLI
     timer.start()
     try:
-        _, status, usage = os.wait4(p.pid, 0)
+        p.wait()
     finally:
         timer.cancel()
-    p.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join()
+    try:
+        cpu, rss_kb = Path(usage_file).read_text().split() or ("inf", "0")  # empty: killed by the hang guard
+    finally:
+        os.unlink(usage_file)
     return Run(p.returncode, chunks["out"].decode("utf-8", "replace"), chunks["err"].decode("utf-8", "replace"),
-               usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, time.perf_counter() - t0)
+               float(cpu), int(rss_kb) / 1024, time.perf_counter() - t0)
 
 
 def file_size_limit(nbytes: int) -> Callable[[], None]:

@@ -5,7 +5,8 @@ Secrets are the values of
   ``_CREDENTIALS`` (``OPENAI_API_KEY``, ``HF_TOKEN``...),
 - environment variables a spec names as ``params.api_key_env``,
 - environment variables a spec expands with ``${VAR}``, unless the name says it holds a location
-  (``*_ROOT``, ``*_DIR``, ``*_PATH``, ``*_HOME``, ``*_URL``), which error messages must show,
+  (``*_ROOT``, ``*_DIR``, ``*_PATH``, ``*_HOME``, ``*_URL``, ``*_DATA``...; ``$CYTOREG_DATA``) or
+  the value is an existing path: error messages must show where they looked,
 
 each at least :data:`MIN_LENGTH` characters long (shorter values are not credentials, and
 replacing them would garble unrelated text). :func:`redact` replaces every occurrence with
@@ -23,7 +24,7 @@ from typing import Any
 MASK = "***"
 MIN_LENGTH = 8
 SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD|_CREDENTIALS|^API_KEY|^TOKEN)$", re.IGNORECASE)
-LOCATION_NAME = re.compile(r"(_ROOT|_DIR|_PATH|_HOME|_URL|_FOLDER)$", re.IGNORECASE)
+LOCATION_NAME = re.compile(r"(_ROOT|_DIR|_PATH|_HOME|_URL|_FOLDER|_DATA|_CACHE|_FILE)$", re.IGNORECASE)
 
 _lock = threading.Lock()
 _named: set[str] = set()  # variable names specs referred to
@@ -42,8 +43,16 @@ def secret_values() -> list[str]:
     """The current secret values, longest first (so a key containing another is masked whole)."""
     with _lock:
         named = set(_named)
-    values = {v for k, v in os.environ.items() if (k in named or SECRET_NAME.search(k)) and len(v) >= MIN_LENGTH}
+    values = {v for k, v in os.environ.items() if len(v) >= MIN_LENGTH and (
+        SECRET_NAME.search(k) or (k in named and not _is_path(v)))}
     return sorted(values, key=len, reverse=True)
+
+
+def _is_path(value: str) -> bool:
+    try:
+        return os.path.exists(value)
+    except (OSError, ValueError):
+        return False
 
 
 def _variants(value: str) -> list[str]:
