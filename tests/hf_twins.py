@@ -105,12 +105,18 @@ def last_logits(adapter, requests) -> "object":
     """Logits at the last position of each request, run as one left-padded batch."""
     import torch
 
-    from cytoreg.models.hf_generate import to_device
+    from cytoreg.models.hf_generate import image_count_groups, to_device
 
     fam = adapter._family
-    inputs = to_device(fam.encode([fam.render(r) for r in requests]), adapter._device, adapter._model)
-    with torch.inference_mode():
-        return adapter._model(**inputs).logits[:, -1].float().cpu()
+    rendered = [fam.render(r) for r in requests]
+    out = [None] * len(requests)
+    for ks in image_count_groups(rendered):  # as the adapter batches them
+        inputs = to_device(fam.encode([rendered[k] for k in ks]), adapter._device, adapter._model)
+        with torch.inference_mode():
+            logits = adapter._model(**inputs).logits[:, -1].float().cpu()
+        for j, k in enumerate(ks):
+            out[k] = logits[j]
+    return torch.stack(out)
 
 
 def assert_batched_equals_single(adapter, requests, atol: float = 1e-5) -> float:

@@ -47,6 +47,15 @@ def _adapter(spec_dir, model):
     return ad
 
 
+def _longer(request):
+    """The same request with more words in its text: a longer prompt, the same images."""
+    from cytoreg.models.base import ChatRequest, Message, TextPart
+
+    return ChatRequest([Message(m.role, [TextPart(p.text + " Basophil Eosinophil Lymphocyte")
+                                         if isinstance(p, TextPart) else p for p in m.parts])
+                        for m in request.messages], request.generation)
+
+
 def _requests(spec_dir, setting, n=3):
     cat = Catalog.load([spec_dir])
     kind = TASK_KINDS.get("classification")(cat.task("twin-demo"))
@@ -75,8 +84,11 @@ def test_generator_twin_runs_through_the_shipped_spec(name, twins, tmp_path):
     assert len(recs) == 2 * limit
     assert [r["error"] for r in recs if r.get("error")] == []
     assert all(isinstance(r["response"], str) for r in recs)
-    for setting in ("zero_shot", "few_shot"):
-        reqs, _, _ = _requests(spec_dir, setting, n=ad.batch_size if ad.batch_size > 1 else 3)
+    n = max(ad.batch_size, 2)
+    zero, few = _requests(spec_dir, "zero_shot", n)[0], _requests(spec_dir, "few_shot", n)[0]
+    padded = [_longer(zero[0])] + zero[1:n]  # same image count, different lengths: left padding at work
+    mixed = [few[0], _longer(zero[1])] + zero[2:n]  # different image counts: split into one pass per count
+    for reqs in (zero, few, padded, mixed):
         assert_batched_equals_single(ad, reqs)
         texts = [r.text for r in ad.generate_batch(reqs)]
         assert texts == [ad.generate(r).text for r in reqs]
