@@ -75,6 +75,9 @@ class HFHiddenStates(FeatureExtractor):
         except PermanentError as exc:
             raise ModelLoadError(f"model '{self.name}': {exc}; fix params.prompt or params.chat_template in "
                                  f"{self.spec.path}") from exc
+        except (ValueError, TypeError, KeyError) as exc:  # the processor's own refusal, said without a traceback
+            raise ModelLoadError(f"model '{self.name}': the processor of {self.model_id} refused the input "
+                                 f"(prompt {prompt!r} with one image): {exc}") from exc
         with torch.inference_mode():
             out = self._model(**inputs, output_hidden_states=True)
         hs = out.hidden_states
