@@ -53,6 +53,9 @@ class HFGenerator(Generator):
         return self.generate_batch([request])[0]
 
     def generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
+        """Each request rendered alone (a template's refusal or an image that does not decode fails
+        only that request), then one padded batch per image count, falling back to one request at
+        a time if a batch fails."""
         self.load()
         out: list[Response | None] = [None] * len(requests)
         rendered, index = [], []
@@ -61,11 +64,26 @@ class HFGenerator(Generator):
                 rendered.append(self._family.render(r))
                 index.append(i)
             except (PermanentError, CytoregError) as exc:
-                out[i] = Response(error=str(exc))
+                out[i] = Response(error=f"{type(exc).__name__}: {exc}")
         for ks in image_count_groups(rendered):
-            for k, resp in zip(ks, self._generate([rendered[k] for k in ks], [requests[index[k]] for k in ks])):
+            for k, resp in zip(ks, self._generate_group([rendered[k] for k in ks], [requests[index[k]] for k in ks])):
                 out[index[k]] = resp
         return out  # type: ignore[return-value]
+
+    def _generate_group(self, rendered: list, requests: Sequence[ChatRequest]) -> list[Response]:
+        """One padded batch; if it fails, each request alone, so a bad input fails only itself."""
+        try:
+            return self._generate(rendered, requests)
+        except Exception as exc:
+            if len(requests) == 1:  # named here, so the other image-count groups keep their answers
+                return [Response(error=f"{type(exc).__name__}: {exc}")]
+        out = []
+        for r, req in zip(rendered, requests):
+            try:
+                out.append(self._generate([r], [req])[0])
+            except Exception as exc:  # this request's own failure (its image, its length), named
+                out.append(Response(error=f"{type(exc).__name__}: {exc}"))
+        return out
 
     def _generate(self, rendered: list, requests: Sequence[ChatRequest]) -> list[Response]:
         torch = self._torch
