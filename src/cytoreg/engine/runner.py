@@ -19,6 +19,7 @@ from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Res
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
+from cytoreg.tasks.folder_task import task_or_folder
 from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
 from cytoreg.tasks.samples import sha256
 
@@ -28,7 +29,7 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     pairs = []
     for tname in cfg.tasks:
         try:
-            top = catalog.task(tname)
+            top = task_or_folder(catalog, tname)  # a name, or ./my_cells (class folders) / a CSV
             views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
             problems.append(str(exc))

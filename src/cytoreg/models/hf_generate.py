@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from cytoreg.errors import CytoregError, ModelLoadError
+from cytoreg.finetune.lora import with_adapter
 from cytoreg.models.base import ChatRequest, Generator, PermanentError, Response
 from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 
@@ -28,6 +29,7 @@ class HFGenerator(Generator):
             "load_in_8bit": {"type": "boolean", "description": "bitsandbytes 8-bit (seed B's IDEFICS-80B)"},
             "chat_template": {"type": "string", "description": "Jinja template overriding the processor's"},
             "download_hint": {"type": "string"},
+            "lora": {"type": "string", "description": "a peft LoRA adapter folder applied on load (cytoreg finetune)"},
         },
     }
 
@@ -154,6 +156,7 @@ def load_hf(adapter) -> None:
     except (OSError, ValueError, KeyError) as exc:
         raise hub_missing(adapter.name, adapter.model_id, " as an image-text-to-text model",
                           params.get("download_hint"), exc) from exc
+    model = with_adapter(model, params, adapter.name, adapter.spec.path)  # params.lora (cytoreg.finetune.lora)
     if "device_map" not in model_kwargs and "quantization_config" not in model_kwargs:
         model = model.to(device)
     tok = getattr(processor, "tokenizer", None)
