@@ -70,6 +70,7 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
                 "chance_accuracy": statistics.chance_accuracy(y, prep.labels),
             },
             "reference": spec.get("reference"),
+            **{k: spec.get(k) for k in ("domain", "citation", "license", "redistributable") if spec.get(k) is not None},
         }
         if spec.get("_group"):
             tasks_out[name]["group"] = spec.get("_group")
