@@ -14,7 +14,7 @@ def row(name: str, value: float, bound: float, unit: str = "s", higher_is_better
         note: str = "") -> dict:
     """One figure: ``ratio`` = value / bound (for times, <= 1 meets the bound; for shares and
     speed-ups, >= 1 does)."""
-    ratio = value / bound if bound else float("nan")
+    ratio = value / bound if bound else (0.0 if value == 0 else float("inf"))
     ok = ratio >= 1 if higher_is_better else ratio <= 1
     return {"name": name, "value": value, "bound": bound, "unit": unit, "ratio": ratio,
             "higher_is_better": higher_is_better, "ok": ok, "note": note}

@@ -2,7 +2,7 @@
 process and collects the line ``BENCH [...]`` each prints. Timings on a shared machine vary:
 each script reports medians of several runs.
 
-    python bench/all.py [--skip clip_rerun,api_concurrency]
+    python bench/all.py [--skip clip_rerun,api_concurrency] [--quick]
 """
 import argparse
 import json
@@ -17,6 +17,8 @@ SCRIPTS = ["eval_demo", "bootstrap", "clip_rerun", "api_concurrency", "list_timi
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--skip", default="", help="comma-separated script names to leave out")
+ap.add_argument("--quick", action="store_true", help="CLIP with the tiny test model instead of ViT-B-32 (whose "
+                "first run takes minutes on a small CPU)")
 args = ap.parse_args()
 
 rows, failed = [], []
@@ -24,7 +26,8 @@ for name in SCRIPTS:
     if name in args.skip.split(","):
         continue
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, str(HERE / f"{name}.py")], capture_output=True, text=True,
+    extra = ["--arch", "tiny"] if args.quick and name == "clip_rerun" else []
+    out = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
                              [str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])})
     lines = out.stdout.splitlines()
