@@ -45,20 +45,22 @@ class Catalog:
         return cat
 
     def _collect(self, sources: Iterable[tuple[Path, str]]) -> None:
-        files: list[tuple[Path, str, bool]] = []  # (path, origin, from a built-in or plugin folder)
+        files: list[tuple[Path, str]] = []
+        included: list[Path] = []  # --include files: cached by content
         for root, origin in sources:
             for path in iter_spec_files(root):
                 if origin == BUILTIN:
-                    files.append((path, origin, True))
+                    files.append((path, origin))
                 elif origin.startswith(("file", "folder")):
-                    files.append((path, f"{origin.split(' ')[0]} {path}", False))
+                    files.append((path, f"{origin.split(' ')[0]} {path}"))
+                    included.append(path)
                 else:  # a plugin's spec folder
-                    files.append((path, f"{origin} ({path.name})", True))
-        cached = _Cached([(p, o) for p, o, c in files if c], [r for r, o in sources if not o.startswith(("file", "folder"))])
+                    files.append((path, f"{origin} ({path.name})"))
+        cached = _Cached(files, [r for r, _ in sources], included)
         raws: dict[tuple[str, str], RawSpec] = {}
-        for path, file_origin, cacheable in files:
+        for path, file_origin in files:
             try:
-                raw = cached.raw(path, file_origin) if cacheable else read_raw(path, file_origin)
+                raw = cached.raw(path, file_origin)
             except SpecError as exc:
                 self.problems.extend(exc.problems)
                 continue
@@ -97,12 +99,15 @@ class Catalog:
 class _Cached:
     """The catalog cache (registry/catalog_cache.py) as seen from one ``Catalog.load``."""
 
-    def __init__(self, files: list[tuple[Path, str]], roots: list[Path]):
+    def __init__(self, files: list[tuple[Path, str]], roots: list[Path], included: list[Path]):
         from cytoreg.registry import catalog_cache
 
         self.cc, self.files, self.roots = catalog_cache, files, roots
-        self.key = catalog_cache.fingerprint(files, (ADAPTERS, TASK_KINDS, SOURCES, METRICS))
-        stored = catalog_cache.read(roots, self.key) or {"raws": [], "specs": {}}
+        try:
+            self.key = catalog_cache.fingerprint(files, (ADAPTERS, TASK_KINDS, SOURCES, METRICS), included)
+        except OSError:  # a file vanished or cannot be read: parse everything, store nothing
+            self.key = ""
+        stored = (catalog_cache.read(roots, self.key) if self.key else None) or {"raws": [], "specs": {}}
         self.dirty = False
         self.raws: dict[str, RawSpec] = {}
         try:
@@ -135,7 +140,7 @@ class _Cached:
     def remember(self, raw: RawSpec, spec: Spec, resolver: SpecResolver) -> None:
         cacheable = {str(p) for p, _ in self.files}
         if not all(link in cacheable for link in spec.chain):
-            return  # inherits from an --include file: not a cached spec
+            return  # inherits from a file outside the catalog's folders (extends: ../x.yaml)
         merged, _ = resolver.merged(raw, [])
         names = self.cc.env_vars(merged)
         self.specs[str(raw.path)] = {"merged": merged, "chain": spec.chain, "env": names,
@@ -143,7 +148,7 @@ class _Cached:
         self.dirty = True
 
     def save(self) -> None:
-        if not self.dirty:
+        if not self.dirty or not self.key:
             return
         raws = []
         for path, _ in self.files:

@@ -1,10 +1,11 @@
-"""A cache of the parsed and validated built-in and plugin specs, so that ``cytoreg list`` and
+"""A cache of the parsed and validated specs (built-in, plugin and ``--include``), so that ``cytoreg list`` and
 every run do not re-read ~40 YAML files, re-check them against the schemas and import every
 task kind, data source and adapter to validate their options.
 
 One JSON file (never pickle) in the user cache directory (``CYTOREG_CACHE_DIR`` overrides it).
 Its key covers what the result depends on: cytoreg's version, each spec file's path, mtime and
-size, and the registered plugin entries (names and targets), since those decide what validates.
+size (an ``--include`` file's content hash instead), and the registered plugin entries (names and
+targets), since those decide what validates. One file per set of spec folders.
 A spec is stored as merged through ``extends`` but *before* ``${VAR}`` expansion, with the names
 of the variables it uses and a digest of their values: a hit re-expands it (values are never
 written to disk), a changed variable re-validates that spec. Anything unreadable, stale or
@@ -42,12 +43,19 @@ def _version() -> str:
         return "unknown"
 
 
-def fingerprint(files: Iterable[tuple[Path, str]], registries: Iterable[Any]) -> str:
-    """Key of one catalog: version, every (path, origin, mtime, size), every registry entry."""
+def fingerprint(files: Iterable[tuple[Path, str]], registries: Iterable[Any],
+                by_content: Iterable[Path] = ()) -> str:
+    """Key of one catalog: version, every (path, origin, mtime, size), every registry entry.
+    Files in ``by_content`` (``--include`` files, which users edit) are keyed by their bytes
+    instead of their mtime, so an edit within the file system's timestamp resolution is seen."""
+    by_content = set(by_content)
     h = hashlib.sha256(f"{FORMAT}|{_version()}".encode())
     for path, origin in files:
-        st = path.stat()
-        h.update(f"|{path}|{origin}|{st.st_mtime_ns}|{st.st_size}".encode())
+        if path in by_content:
+            h.update(f"|{path}|{origin}|sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}".encode())
+        else:
+            st = path.stat()
+            h.update(f"|{path}|{origin}|{st.st_mtime_ns}|{st.st_size}".encode())
     for reg in registries:
         for e in reg:
             target = e.target.replace(":", ".") if isinstance(e.target, str) else \
