@@ -297,3 +297,29 @@ def test_results_compare_every_model_pair_with_a_paired_bootstrap(tmp_path):
     assert cmp["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))), abs=1e-9)
     assert cmp["low"] == pytest.approx(np.quantile(diffs, 0.025), abs=1e-9)
     assert labels and len(y) == res["tasks"]["demo"]["n_test"]
+
+
+def test_task_spec_chooses_bca_intervals(tmp_path):
+    """statistics.ci: bca in a task spec gives BCa CIs in results.json (the default stays
+    percentile), and an unknown method is a spec error naming the field."""
+    import json
+
+    from cytoreg.engine.runner import EvalConfig, evaluate
+    from cytoreg.errors import SpecError
+    from cytoreg.registry.catalog import Catalog
+
+    d = tmp_path / "specs"
+    d.mkdir()
+    (d / "t.yaml").write_text("spec: task/v1\nname: demo-bca\nextends: demo\nsampling: {test_per_class: 6}\n"
+                              "statistics: {ci: bca, bootstrap: 300}\n")
+    res = evaluate(EvalConfig(["demo-bca"], ["prior"], output=tmp_path / "run", include=[str(d)], progress=False))
+    (ev,) = res["evaluations"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    p = Predictions([r["label"] for r in rows], [r["parsed"] for r in rows], res["tasks"]["demo-bca"]["labels"])
+    want = statistics.bootstrap_cis(p, ["accuracy", "f1_weighted"], 300, 0.95, 0, method="bca")
+    for m in ("accuracy", "f1_weighted"):
+        assert ev["ci"][m]["method"] == "bca"
+        assert (ev["ci"][m]["low"], ev["ci"][m]["high"]) == (want[m]["low"], want[m]["high"])
+    (d / "t.yaml").write_text("spec: task/v1\nname: demo-bca\nextends: demo\nstatistics: {ci: studentized}\n")
+    with pytest.raises(SpecError, match=r"statistics\.ci"):
+        Catalog.load([d])
