@@ -22,7 +22,8 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_cli(argv: list[str], cache_dir: Path, cwd: Path | None = None) -> tuple[float, float, list[str]]:
+def run_cli(argv: list[str], cache_dir: Path, cwd: Path | None = None, src: Path = SRC
+            ) -> tuple[float, float, list[str]]:
     """(wall seconds, CPU seconds of the child: user + system, heavy modules it imported). On a
     shared machine the wall time includes waiting for a core; the CPU time does not.
 
@@ -31,7 +32,7 @@ def run_cli(argv: list[str], cache_dir: Path, cwd: Path | None = None) -> tuple[
     cytoreg's sources again (~0.2 s), a cost no installed copy pays."""
     env = {**os.environ, "CYTOREG_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1",
            "PYTHONPYCACHEPREFIX": str(Path(cache_dir).parent / "pycache"),
-           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0, c0 = time.perf_counter(), _children_cpu()
     out = subprocess.run([sys.executable, "-c", _CODE, *argv], capture_output=True, text=True, env=env, cwd=cwd)

@@ -3,7 +3,11 @@ median of several), and its statistics: the count-array path against the former 
 loop (tests/reference_stats.py) on the same predictions in this process, with the numbers
 checked equal.
 
-    python bench/eval_demo.py [--runs 5]
+    python bench/eval_demo.py [--runs 5] [--baseline-src DIR]
+
+``--baseline-src`` times the same command with another copy of cytoreg's ``src`` (e.g. the
+commit before this work: ``git archive 97e665d src | tar -x -C /tmp/old``), alternating runs so
+both see the same machine load.
 """
 import argparse
 import json
@@ -22,18 +26,38 @@ from cytoreg.metrics.classification import Predictions  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--runs", type=int, default=5)
+ap.add_argument("--baseline-src", type=Path, help="another cytoreg src folder to time the same command with")
 args = ap.parse_args()
 
 with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)
     argv = ["eval", "--tasks", "demo", "--models", "random,prior", "--output", str(tmp / "run"), "--no-progress"]
-    runs = [run_cli(argv, tmp / "cache", tmp) for _ in range(args.runs + 1)]
+    runs, base = [], []
+    for _ in range(args.runs + 1):
+        runs.append(run_cli(argv, tmp / "cache", tmp))
+        if args.baseline_src:
+            base.append(run_cli(argv[:-2] + [str(tmp / "base"), "--no-progress"], tmp / "cache-base", tmp,
+                                args.baseline_src))
     walls, cpus = [r[0] for r in runs], [r[1] for r in runs]
     first, warm, warm_cpu = walls[0], median(walls[1:]), median(cpus[1:])
     print(f"cytoreg eval --tasks demo --models random,prior: first (catalog cache empty) {first:.2f} s, "
           f"then median {warm:.2f} s over {args.runs} runs {[round(w, 2) for w in walls[1:]]}; "
           f"CPU (user+sys) median {warm_cpu:.2f} s")
 
+    extra = []
+    if base:
+        b_wall, b_cpu = median([r[0] for r in base[1:]]), median([r[1] for r in base[1:]])
+        print(f"baseline {args.baseline_src}: median {b_wall:.2f} s wall, {b_cpu:.2f} s CPU")
+        extra = [row("eval demo speed-up vs baseline src (wall)", b_wall / warm, 4, "x", True),
+                 row("eval demo speed-up vs baseline src (CPU)", b_cpu / warm_cpu, 4, "x", True)]
+        old_res = json.loads((tmp / "base" / "results.json").read_text())
+        new_res = json.loads((tmp / "run" / "results.json").read_text())
+        keys = ("metrics", "ci", "folds")
+        same_as_base = [{k: e[k] for k in keys} for e in old_res["evaluations"]] == \
+                       [{k: e[k] for k in keys} for e in new_res["evaluations"]] and \
+                       old_res["comparisons"] == new_res["comparisons"]
+        print(f"results.json metrics, CIs, folds and comparisons identical to the baseline's: {same_as_base}")
+        extra.append(row("eval demo results differing from baseline (0 = identical)", float(not same_as_base), 0, ""))
     results = json.loads((tmp / "run" / "results.json").read_text())
     rows = [json.loads(line) for line in (tmp / "run" / "samples.jsonl").read_text().splitlines()]
     labels = results["tasks"]["demo"]["labels"]
@@ -71,6 +95,6 @@ with tempfile.TemporaryDirectory() as tmp:
               note=f"first run {first:.2f} s"),
           row("eval demo random,prior, CPU (user+sys)", warm_cpu, 1.5),
           row("eval demo statistics speed-up vs former loop", t_old / median(times), 4, "x", True,
-              note=f"identical numbers: {same and same_written}")])
+              note=f"identical numbers: {same and same_written}")] + extra)
     if not (same and same_written):
         sys.exit(1)
