@@ -2,7 +2,7 @@
 process and collects the line ``BENCH [...]`` each prints. Timings on a shared machine vary:
 each script reports medians of several runs.
 
-    python bench/all.py [--skip clip_rerun,api_concurrency] [--quick]
+    python bench/all.py [--skip clip_rerun,api_concurrency] [--quick] [--baseline-src DIR]
 """
 import argparse
 import json
@@ -17,6 +17,7 @@ SCRIPTS = ["eval_demo", "bootstrap", "clip_rerun", "api_concurrency", "list_timi
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--skip", default="", help="comma-separated script names to leave out")
+ap.add_argument("--baseline-src", help="passed to eval_demo.py: an older cytoreg src to compare with")
 ap.add_argument("--quick", action="store_true", help="CLIP with the tiny test model instead of ViT-B-32 (whose "
                 "first run takes minutes on a small CPU)")
 args = ap.parse_args()
@@ -27,6 +28,8 @@ for name in SCRIPTS:
         continue
     t0 = time.perf_counter()
     extra = ["--arch", "tiny"] if args.quick and name == "clip_rerun" else []
+    if args.baseline_src and name == "eval_demo":
+        extra = ["--baseline-src", args.baseline_src]
     out = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
                              [str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])})
