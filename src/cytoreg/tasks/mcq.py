@@ -2,23 +2,19 @@
 
 Each sample carries its own options; the label set is the option numbers ("1".."5"). The
 shots are fixed cases (by default the oldest ``prompts.mcq.shots`` by date, as in seed B) and
-are never tested. Replies are matched against that sample's option texts, its numbers and
-letters. Accuracy is also reported per difficulty stratum: the share of human readers who
-chose the right answer, cut into equal intervals."""
+are never tested. Replies are read against that sample's option texts, numbers and letters
+(answers.OptionReader). Accuracy is also reported per difficulty stratum: the share of human
+readers who chose the right answer, cut into equal intervals."""
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
-from cytoreg.answers import AnswerExtractor, Extraction
+from cytoreg.answers import LETTERS, Extraction, OptionReader
 from cytoreg.errors import DataError, IncompatibleError
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
-from cytoreg.registry.builtins import SOURCES
 from cytoreg.tasks import sampling
-from cytoreg.tasks.kinds import PreparedTask
+from cytoreg.tasks.kinds import PreparedTask, source_stream
 from cytoreg.tasks.samples import Sample
-
-LETTERS = "ABCDEFGHIJ"
 
 
 class MCQKind:
@@ -43,9 +39,8 @@ class MCQKind:
                                     "each case has its own options, so only generative models and baselines apply")
 
     def prepare(self, limit: int | None = None) -> PreparedTask:
-        data = dict(self.spec.get("data"))
-        source = SOURCES.get(data.pop("source"))(data, self.spec)
-        cases = sorted(source.samples(), key=lambda s: (s.meta.get("date_iso", ""), s.id))
+        stream, source = source_stream(self.spec, self.labels)
+        cases = sorted(stream(), key=lambda s: (s.meta.get("date_iso", ""), s.id))
         for s in cases:
             if len(s.meta["options"]) != self.n_options:
                 raise DataError(f"task '{self.spec.name}', case {s.id}: {len(s.meta['options'])} options, "
@@ -56,7 +51,7 @@ class MCQKind:
             raise DataError(f"task '{self.spec.name}': no cases left to test after the {n_shots} fixed shots")
         if limit:
             split.test = split.test[:limit]
-        return PreparedTask(self.spec, self.labels, split, source.skipped, self)
+        return PreparedTask(self.spec, self.labels, split, source.skipped, self, source.ledger)
 
     # -- requests ---------------------------------------------------------------------
     def case_text(self, s: Sample) -> str:
@@ -85,18 +80,9 @@ class MCQKind:
 
     # -- answers ----------------------------------------------------------------------
     def extract(self, sample: Sample, text: str) -> Extraction:
-        """Option text, "3", "3.", "C", "(C)", "Answer: 3" → the option number; two options → invalid."""
-        options = sample.meta["options"]
-        aliases = {str(i + 1): [options[i], f"option {i + 1}", f"option {LETTERS[i]}", f"({LETTERS[i]})"]
-                   for i in range(len(options))}
-        ex = AnswerExtractor(self.labels, aliases).extract(text)
-        if ex.label is None:
-            m = re.fullmatch(r"\s*(?:answer\s*[:：]\s*)?\(?([A-Ea-e1-5])[\).:]?\s*(?:[.:\-–]\s*.*)?", text or "",
-                             flags=re.S | re.I)
-            if m:
-                c = m.group(1).upper()
-                return Extraction(str(LETTERS.index(c) + 1) if c.isalpha() else c, "option_marker", c)
-        return ex
+        """The option a reply chose (answers.OptionReader): explicit markers ("C", "(C)", "Answer: 3",
+        "the answer is C", a last line "C. Sarcoidosis") or one option's text; two options → invalid."""
+        return OptionReader(sample.meta["options"]).extract(text)
 
     def judge_prompt(self, sample: Sample) -> str:
         """Answer cleaning for MCQ: the judge names the option number the reply chose."""
