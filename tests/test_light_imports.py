@@ -47,7 +47,8 @@ def test_fully_cached_clip_rerun_never_imports_torch(tmp_path):
     assert "torch" in heavy and "open_clip" in heavy  # the first run computes
     first = json.loads((tmp_path / "run" / "results.json").read_text())
     heavy, _ = _imports_after(tmp_path, argv, tmp_path / "cache")
-    assert heavy == [], heavy
+    # PIL stays: the run's image pre-check (engine/imagecheck.py) decodes every test image each run
+    assert set(heavy) <= {"PIL"}, heavy
     again = json.loads((tmp_path / "run" / "results.json").read_text())
     (e1,), (e2,) = first["evaluations"], again["evaluations"]
     assert e2["metrics"] == e1["metrics"] and e2["ci"] == e1["ci"]
