@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from tiny_vlm import save_tiny_idefics, save_tiny_mllama
-from tiny_vlm_zoo import save_tiny_gemma3, save_tiny_qwen25vl
+from tiny_vlm_zoo import save_tiny_gemma3, save_tiny_internvl, save_tiny_qwen3vl, save_tiny_qwen25vl
 
 
 @dataclass
@@ -40,6 +40,8 @@ TWINS: dict[str, Twin] = {
     "medgemma-27b": Twin(save_tiny_gemma3),
     "qwen2.5-vl-7b": Twin(save_tiny_qwen25vl),
     "lingshu-7b": Twin(save_tiny_qwen25vl),
+    "qwen3-vl-8b": Twin(save_tiny_qwen3vl),
+    "internvl3-8b": Twin(save_tiny_internvl),
     "llama-3.2-11b-vision": Twin(save_tiny_mllama),
     "idefics-9b": Twin(save_tiny_idefics),
     "idefics-80b": Twin(save_tiny_idefics, needs=("bitsandbytes",)),

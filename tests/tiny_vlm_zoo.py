@@ -11,6 +11,11 @@ tokens, the real chat template kept under ``fixtures/``), saved with ``save_pret
   expanded to ``<image_soft_token>`` × mm_tokens_per_image; BOS written by the template; stops at
   ``<end_of_turn>``). The image projection, zero at initialisation, is drawn at random so the image
   reaches the text as in a trained model.
+- :func:`save_tiny_qwen3vl`: Qwen3-VL-8B-Instruct shaped.
+- :func:`save_tiny_internvl`: InternVL3-8B-hf shaped.
+
+The Qwen3-VL and InternVL3-hf chat templates in ``fixtures/`` were written from the published
+``chat_template`` files without network access here (Qwen3-VL's tools branch left out).
 """
 from __future__ import annotations
 
@@ -102,6 +107,92 @@ def save_tiny_gemma3(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
                 p.normal_(0.0, 0.2)
     model.generation_config = GenerationConfig(bos_token_id=ids["<bos>"], pad_token_id=ids["<pad>"],
                                                eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]])
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_qwen3vl(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
+    """Qwen3-VL-8B-Instruct shaped: ``Qwen3VLForConditionalGeneration`` + ``Qwen3VLProcessor``
+    (16 px patches merged 2 x 2, DeepStack features from vision layer 0, interleaved M-RoPE), the
+    Qwen2 special block, and Qwen3-VL-Instruct's chat template (no default system prompt; the tools
+    branch left out)."""
+    import torch
+    from transformers import (GenerationConfig, PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen3VLConfig,
+                              Qwen3VLForConditionalGeneration, Qwen3VLProcessor, Qwen3VLVideoProcessor)
+
+    tk = bpe_tokenizer(_corpus(extra_text), 400, [], QWEN_SPECIALS, None)
+    ids = {t: tk.token_to_id(t) for t in QWEN_SPECIALS}
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                                                        "vision_bos_token": "<|vision_start|>",
+                                                        "vision_eos_token": "<|vision_end|>"})
+    px = 64 * 64
+    improc = Qwen2VLImageProcessor(min_pixels=px, max_pixels=px, patch_size=16, merge_size=2, temporal_patch_size=2,
+                                   image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    video = Qwen3VLVideoProcessor(size={"shortest_edge": px, "longest_edge": px}, patch_size=16, merge_size=2,
+                                  temporal_patch_size=2)
+    proc = Qwen3VLProcessor(image_processor=improc, tokenizer=tok, video_processor=video,
+                            chat_template=(HERE / "fixtures/qwen3_vl_chat_template.jinja").read_text())
+    cfg = Qwen3VLConfig(
+        text_config=dict(vocab_size=tk.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+                         rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [4, 2, 2],
+                                          "mrope_interleaved": True},
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                           patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=16,
+                           deepstack_visual_indexes=[0]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(cfg)
+    model.generation_config = GenerationConfig(bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
+                                               eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]])
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+INTERNVL_SPECIALS = QWEN_SPECIALS + ["<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+
+
+def save_tiny_internvl(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
+    """InternVL3-8B-hf shaped: ``InternVLForConditionalGeneration`` (InternViT + pixel-shuffle
+    projector + Qwen2) + ``InternVLProcessor`` with ``GotOcr2ImageProcessor`` (tiles + thumbnail),
+    ``<img><IMG_CONTEXT>…</img>`` per tile, the -hf checkpoints' ChatML template."""
+    import torch
+    from transformers import (GenerationConfig, GotOcr2ImageProcessor, InternVLConfig,
+                              InternVLForConditionalGeneration, InternVLProcessor, InternVLVideoProcessor,
+                              PreTrainedTokenizerFast)
+
+    tk = bpe_tokenizer(_corpus(extra_text), 400, [], INTERNVL_SPECIALS, None)
+    ids = {t: tk.token_to_id(t) for t in INTERNVL_SPECIALS}
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                                                        "context_image_token": "<IMG_CONTEXT>",
+                                                        "video_token": "<video>"})
+    improc = GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True, min_patches=1,
+                                   max_patches=2, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    video = InternVLVideoProcessor(size={"height": 56, "width": 56})
+    proc = InternVLProcessor(image_processor=improc, tokenizer=tok, video_processor=video, image_seq_length=4,
+                             chat_template=(HERE / "fixtures/internvl3_hf_chat_template.jinja").read_text())
+    cfg = InternVLConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=[56, 56], patch_size=[14, 14], layer_scale_init_value=0.1),
+        text_config=dict(model_type="qwen2", vocab_size=tk.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=4096, bos_token_id=ids["<|endoftext|>"],
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        image_token_id=ids["<IMG_CONTEXT>"], downsample_ratio=0.5, vision_feature_layer=-1,
+        vision_feature_select_strategy="default")
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(cfg)
+    model.generation_config = GenerationConfig(bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
+                                               eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]])
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
