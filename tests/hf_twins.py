@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from tiny_vlm import save_tiny_idefics, save_tiny_mllama
-from tiny_vlm_zoo import save_tiny_gemma3, save_tiny_internvl, save_tiny_qwen3vl, save_tiny_qwen25vl
+from tiny_vlm_zoo import (save_tiny_gemma3, save_tiny_internvl, save_tiny_qwen3vl, save_tiny_qwen25vl,
+                          save_tiny_smolvlm2)
 
 
 @dataclass
@@ -42,6 +43,7 @@ TWINS: dict[str, Twin] = {
     "lingshu-7b": Twin(save_tiny_qwen25vl),
     "qwen3-vl-8b": Twin(save_tiny_qwen3vl),
     "internvl3-8b": Twin(save_tiny_internvl),
+    "smolvlm2-2.2b": Twin(save_tiny_smolvlm2),
     "llama-3.2-11b-vision": Twin(save_tiny_mllama),
     "idefics-9b": Twin(save_tiny_idefics),
     "idefics-80b": Twin(save_tiny_idefics, needs=("bitsandbytes",)),

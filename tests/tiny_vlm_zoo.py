@@ -13,8 +13,9 @@ tokens, the real chat template kept under ``fixtures/``), saved with ``save_pret
   reaches the text as in a trained model.
 - :func:`save_tiny_qwen3vl`: Qwen3-VL-8B-Instruct shaped.
 - :func:`save_tiny_internvl`: InternVL3-8B-hf shaped.
+- :func:`save_tiny_smolvlm2`: SmolVLM2-2.2B-Instruct shaped.
 
-The Qwen3-VL and InternVL3-hf chat templates in ``fixtures/`` were written from the published
+The Qwen3-VL, InternVL3-hf and SmolVLM2 chat templates in ``fixtures/`` were written from the published
 ``chat_template`` files without network access here (Qwen3-VL's tools branch left out).
 """
 from __future__ import annotations
@@ -193,6 +194,53 @@ def save_tiny_internvl(folder: Path, extra_text: str = "", seed: int = 0) -> Pat
     model = InternVLForConditionalGeneration(cfg)
     model.generation_config = GenerationConfig(bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
                                                eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]])
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+SMOL_FRONT = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+SMOL_BACK = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"] + \
+    [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+
+
+def save_tiny_smolvlm2(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
+    """SmolVLM2-2.2B-Instruct shaped: ``SmolVLMForConditionalGeneration`` (SigLIP-style encoder,
+    pixel-shuffle connector, Llama text model) + ``SmolVLMProcessor`` (``SmolVLMImageProcessor``
+    splitting each image into tiles + a global image, ``<row_r_col_c>`` / ``<global-img>`` markers,
+    ``<fake_token_around_image>``), the SmolVLM chat template (``User:`` … ``<end_of_utterance>``,
+    ``Assistant:``)."""
+    import torch
+    from transformers import (GenerationConfig, PreTrainedTokenizerFast, SmolVLMConfig,
+                              SmolVLMForConditionalGeneration, SmolVLMImageProcessor, SmolVLMProcessor,
+                              SmolVLMVideoProcessor)
+
+    tk = bpe_tokenizer(_corpus(extra_text + " User: Assistant:"), 400, SMOL_FRONT, SMOL_BACK, None)
+    ids = {t: tk.token_to_id(t) for t in SMOL_FRONT + SMOL_BACK}
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+                                  pad_token="<|im_end|>", unk_token="<|endoftext|>",
+                                  extra_special_tokens={"fake_image_token": "<fake_token_around_image>",
+                                                        "image_token": "<image>",
+                                                        "end_of_utterance_token": "<end_of_utterance>",
+                                                        "global_image_token": "<global-img>"})
+    improc = SmolVLMImageProcessor(size={"longest_edge": 56}, max_image_size={"longest_edge": 28},
+                                   do_image_splitting=True, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    video = SmolVLMVideoProcessor(size={"longest_edge": 56}, max_image_size={"longest_edge": 28})
+    proc = SmolVLMProcessor(image_processor=improc, tokenizer=tok, video_processor=video, image_seq_len=1,
+                            chat_template=(HERE / "fixtures/smolvlm2_chat_template.jinja").read_text())
+    cfg = SmolVLMConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        text_config=dict(model_type="llama", vocab_size=tk.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=4096, bos_token_id=ids["<|im_start|>"],
+                         eos_token_id=ids["<end_of_utterance>"], pad_token_id=ids["<|im_end|>"]),
+        scale_factor=2, image_token_id=ids["<image>"], pad_token_id=ids["<|im_end|>"])
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(cfg)
+    model.generation_config = GenerationConfig(bos_token_id=ids["<|im_start|>"], pad_token_id=ids["<|im_end|>"],
+                                               eos_token_id=[ids["<end_of_utterance>"], ids["<|endoftext|>"]])
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
