@@ -85,3 +85,12 @@ def test_local_folder_spec_and_unknown_name(tmp_path, capsys):
     assert "SiglipConfig (siglip), SiglipProcessor" in capsys.readouterr().out
     assert main(["models", "check", "virchow"]) == 2
     assert "no model named 'virchow'" in capsys.readouterr().err
+
+
+def test_list_models_names_the_zoo_families(capsys):
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("uni", "uni2-h", "virchow2", "h-optimus-0", "h-optimus-1", "prov-gigapath", "phikon-v2",
+                 "hibou-b", "hibou-l", "midnight", "dinov3-b", "medsiglip", "pathgen-clip", "medgemma-4b",
+                 "medgemma-27b", "qwen2.5-vl-7b", "qwen3-vl-8b", "internvl3-8b", "lingshu-7b", "smolvlm2-2.2b"):
+        assert f"│ {name} " in out, name
