@@ -14,8 +14,8 @@ from typing import Sequence
 from cytoreg.cli.common import _console, styled
 
 # command modules in the order `cytoreg --help` lists them
-COMMANDS = ("list_cmd", "show", "validate", "eval_cmd", "finetune", "cache", "review", "merge", "leaderboard", "view",
-            "interop", "data_cmd")
+COMMANDS = ("list_cmd", "show", "validate", "models_cmd", "eval_cmd", "finetune", "cache", "review", "merge",
+            "leaderboard", "view", "interop", "data_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
