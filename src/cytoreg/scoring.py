@@ -14,7 +14,23 @@ from cytoreg.metrics.classification import Predictions, compute
 if TYPE_CHECKING:
     from cytoreg.engine.execute import CallStats
 
-CI_METRICS = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
+
+
+def wants_ci(name: str, value: object) -> bool:
+    """A metric gets a bootstrap CI and a fold spread when it returned one finite number and did
+    not declare otherwise (``fn.ci = False``; e.g. the score-based AUC and ECE, whose resampling
+    costs seconds per evaluation)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        return False
+    if name.startswith("evaluate:"):
+        return False
+    from cytoreg.registry.builtins import METRICS
+
+    if name not in METRICS:
+        return False
+    return bool(getattr(METRICS.get(name), "ci", True))
 
 
 @dataclass
@@ -34,6 +50,11 @@ class EvalConfig:
     shard: tuple[int, int] | None = None  # (i, n): fill the caches for this shard only; no results
     skip_api: bool = False             # in a shard: leave API (concurrent) generators to the merge step
     progress: bool = True
+    settings: list[str] | None = None  # --settings: run only these (zero_shot, few_shot, ...)
+    # -M / -T / --set as given ({"model_args": [...], "task_args": [...], "set": [...]}), and the
+    # --config file they came from; recorded in results.json, hashed into the run identity
+    overrides: dict = field(default_factory=dict)
+    config_file: str | None = None
 
 
 @dataclass
@@ -61,8 +82,8 @@ def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalCo
     seed = int(spec_stats.get("seed", cfg.seed))
     folds = int(spec_stats.get("folds", 5))
     ci, spread = {}, {}
-    for m in CI_METRICS:
-        if m in metrics:
+    for m, value in list(metrics.items()):
+        if wants_ci(m, value):
             ci[m] = statistics.bootstrap_ci(p, m, resamples, conf, seed)
             if folds > 1:
                 spread[m] = statistics.fold_spread(p, m, folds)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cytoreg.errors import CytoregError
+from cytoreg.models.base import stack_batch
 from cytoreg.tasks.samples import ImageRef, open_image
 
 #: (indices in the caller's list, embeddings (n, d), [(index, error message)])
@@ -49,7 +50,7 @@ class _Images(Dataset):
 class _Collate:
     """Keeps the failures apart; ``stack`` builds the batch (torch.stack, or an adapter's own)."""
 
-    def __init__(self, stack: Callable[[list], Any] = torch.stack):
+    def __init__(self, stack: Callable[[list], Any] = stack_batch):
         self.stack = stack
 
     def __call__(self, items):
@@ -59,7 +60,7 @@ class _Collate:
         return [i for i, _ in ok], batch, failed
 
 
-def image_loader(adapter, refs: Sequence[ImageRef], positions: Sequence[int], stack=torch.stack) -> DataLoader:
+def image_loader(adapter, refs: Sequence[ImageRef], positions: Sequence[int], stack=stack_batch) -> DataLoader:
     bs = adapter.batch_size
     workers = adapter.workers if adapter.workers is not None else default_workers(len(positions), bs)
     device = getattr(adapter, "_device", "cpu")

@@ -6,7 +6,7 @@ import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.errors import CytoregError, IncompatibleError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
-from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
+from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response, ensure_loaded
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
@@ -57,15 +57,71 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     return pairs
 
 
-def _progress(enabled: bool):
+class RunProgress:
+    """One overall line (all work of the run, with an ETA) above one bar per task × model ×
+    setting. Labels are plain text (``[zero_shot]`` is not rich markup). Rates and ETAs count
+    only work done now: answers from the caches complete the bar at once but are not a speed."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}", markup=False), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[eta]}", markup=False), transient=False)
+        self.estimate = max(0, int(total))
+        self.totals = 0
+        self.live: dict[int, tuple[float, int]] = {}  # task id -> (start, items done now, not cached)
+        self.overall = self.progress.add_task("all", total=self.estimate or None, rate="", eta="")
+
+    def __enter__(self) -> "RunProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def add(self, label: str, total: int) -> Callable[..., None]:
+        tid = self.progress.add_task(label, total=total, rate="", eta="")
+        self.totals += total
+        if self.totals > self.estimate:
+            self.estimate = self.totals
+            self.progress.update(self.overall, total=self.estimate)
+        now = time.perf_counter()
+        self.live[tid] = (now, 0)
+        self.live.setdefault(self.overall, (now, 0))
+
+        def advance(n: int = 1, cached: bool = False) -> None:
+            for t in (tid, self.overall):
+                self.progress.advance(t, n)
+                start, done = self.live[t]
+                if not cached:
+                    done += n
+                    self.live[t] = (start, done)
+                task = self.progress.tasks[t]
+                elapsed = time.perf_counter() - start
+                rate = done / elapsed if done and elapsed > 0 else 0.0
+                left = (task.total or 0) - task.completed
+                self.progress.update(t, rate=_rate(rate, done, task.completed),
+                                     eta=(f"ETA {_clock(left / rate)}" if rate and left > 0 else ""))
+
+        return advance
+
+
+def _rate(rate: float, live: int, completed: float) -> str:
+    if not live:
+        return "cached" if completed else ""
+    return f"{rate:.1f}/s" if rate >= 1 else f"{60 * rate:.1f}/min"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _progress(enabled: bool, total: int = 0):
     if not enabled:
         return nullcontext(None)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    transient=False)
+    return RunProgress(total)
 
 
 def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bool = True) -> dict:
@@ -78,11 +134,13 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     if distributed and cfg.shard is None and dist.world_size() > 1:
         return dist.run(cfg, catalog)
     catalog = catalog or Catalog.load(cfg.include)
-    pairs = plan(cfg, catalog)
-    prepared: dict[str, PreparedTask] = {}
-    for tspec, kind, _, _ in pairs:
-        if tspec.name not in prepared:
-            prepared[tspec.name] = kind.prepare(cfg.limit)
+    from cytoreg.engine.preflight import PreflightError, run_preflight
+
+    pre = run_preflight(cfg, catalog)  # every problem at once, before anything loads or is sent
+    if not pre.ok:
+        raise PreflightError([str(p) for p in pre.problems] +
+                             ["nothing was loaded or sent; `cytoreg eval --check ...` shows the full plan"])
+    pairs, prepared = pre.pairs, pre.prepared
     if cfg.shard is not None:
         for prep in prepared.values():
             dist.keep_shard(prep.split, *cfg.shard)
@@ -98,7 +156,8 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
                                                    "spec_hash": jspec.hash, "origin": jspec.origin,
                                                    "fingerprint": judge.fingerprint()})
     try:
-        with _progress(cfg.progress) as progress:
+        total = sum(w.requests if w.capability == "generator" else w.samples for w in pre.work)
+        with _progress(cfg.progress, total) as progress:
             by_model: dict[str, list] = {}
             for pair in pairs:
                 by_model.setdefault(pair[2].name, []).append(pair)
@@ -119,7 +178,7 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
                     prep = prepared[tspec.name]
                     if cfg.shard is not None and not (prep.test or prep.split.train or prep.split.val):
                         continue
-                    for setting in kind.settings_for(adapter.capability):
+                    for setting in pre.settings[(tspec.name, mname)]:
                         if cfg.shard is not None and setting != "probe" and not prep.test:
                             continue
                         result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
@@ -141,18 +200,11 @@ def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:
     adapter.params["layers"] = list(layers)
 
 
-def _bar(progress, label: str, total: int):
+def _bar(progress: RunProgress | None, label: str, total: int):
+    """(None, advance) for one task × model × setting; ``advance(n, cached=True)`` for cache hits."""
     if progress is None:
-        return None, lambda n=1: None
-    tid = progress.add_task(label, total=total, rate="")
-
-    def advance(n: int = 1) -> None:
-        progress.advance(tid, n)
-        t = progress.tasks[tid]
-        if t.speed:
-            progress.update(tid, rate=f"{t.speed:.1f}/s")
-
-    return tid, advance
+        return None, lambda n=1, cached=False: None
+    return None, progress.add(label, total)
 
 
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
@@ -173,7 +225,7 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
         records = [{"id": s.id, "label": s.label, "try": 0, "response": p, "parsed": p, "match": "baseline",
                     "correct": p == s.label, "error": None} for s, p in zip(samples, preds)]
         _, adv = _bar(progress, label, len(samples))
-        adv(len(samples))
+        adv(len(samples), cached=True)  # no model calls: not a rate
         return Evaluation(prep.spec.name, adapter.name, setting, records,
                           Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage)
     if isinstance(adapter, Embedder):
@@ -203,7 +255,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     responses: dict[int, Response] = {i: hits[it[3]] for i, it in enumerate(items) if it[3] in hits}
     missing = [i for i in range(len(items)) if i not in responses]
     _, adv = _bar(progress, label, len(items))
-    adv(len(items) - len(missing))
+    adv(len(items) - len(missing), cached=True)
 
     def done(j: int, resp: Response) -> None:
         i = missing[j]
@@ -215,7 +267,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
         adv(1)
 
     if missing:
-        adapter.load()  # once, before the thread pool (a missing key or weights stop the run here)
+        ensure_loaded(adapter)  # once, before the thread pool (a missing key or weights stop the run here)
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
     records = []
     usage: dict[str, int] = {}
@@ -253,10 +305,11 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     keys = [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas]
     hits = cache.get_many(keys)
     _, adv = _bar(progress, label, len(keys))
-    adv(len(hits))
+    adv(len(hits), cached=True)
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
     if missing:
+        ensure_loaded(adapter)  # once per adapter, in the main process, before workers fork
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
         scale = adapter.logit_scale()

@@ -41,6 +41,7 @@ class HFHiddenStates(FeatureExtractor):
         self._model = None
 
     load = HFGenerator.load  # the same loading path (and errors) as generation
+    check = HFGenerator.check
 
     def weights_identity(self) -> str:
         return hub_identity(self.model_id, self.params.get("revision"))

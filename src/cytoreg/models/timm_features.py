@@ -65,6 +65,22 @@ class TimmFeatures(FeatureExtractor):
                                  f"{self.params.get('download_hint', '')} (spec {self.spec.path})")
         return path
 
+    def check(self) -> list[str]:
+        import importlib.util
+
+        from cytoreg.models.weights import hub_check
+
+        if importlib.util.find_spec("timm") is None:
+            return [f"model '{self.name}' needs timm, torch and torchvision: pip install 'cytoreg[clip]'"]
+        try:
+            ckpt = self._checkpoint()
+        except ModelLoadError as exc:
+            return [str(exc)]
+        pretrained = self.params.get("pretrained")
+        if ckpt is None and pretrained and pretrained.startswith("hf-hub:"):
+            return hub_check(self.name, pretrained[len("hf-hub:"):], self.params.get("download_hint"))
+        return []
+
     def weights_identity(self) -> str:
         try:
             ckpt = self._checkpoint()
@@ -109,7 +125,7 @@ class TimmFeatures(FeatureExtractor):
             raise ModelLoadError(
                 f"model '{self.name}': cannot load pretrained weights '{pretrained}' for {self.params['arch']}; looked "
                 f"in the Hugging Face cache {hf_cache_dir()}{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}. "
-                f"{self.params.get('download_hint', 'Download it on a machine with network (huggingface-cli download).')} "
+                f"{self.params.get('download_hint', 'Download it on a machine with network (hf download).')} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         if ckpt is not None:
             self._load_checkpoint(model, ckpt, torch, timm)
