@@ -28,5 +28,6 @@ def register(sub, common) -> None:
                    "(later ones override earlier ones for the same task × model × setting)")
     p.add_argument("--metric", default="f1_weighted", help="table metric (default f1_weighted)")
     p.add_argument("--format", action="append", default=None, help="md, csv, html (comma-separated; default all)")
-    p.add_argument("--out", default="leaderboard", help="output folder (default ./leaderboard)")
+    p.add_argument("--output", "-o", "--out", dest="out", default="leaderboard",
+                   help="output folder (default ./leaderboard; --out is the old name)")
     p.set_defaults(fn=cmd_leaderboard)

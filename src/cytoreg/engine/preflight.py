@@ -164,9 +164,13 @@ def _prepare(cfg, rep: Report) -> None:
             rep.add("data", f"task '{tspec.name}': cannot read its data: {exc}")
             continue
         rep.prepared[tspec.name] = prep
+        by_split: dict[str, list[dict]] = {}
         for sf in prep.split.shortfalls:
-            rep.notes.append(f"{tspec.name}: {sf['split']} '{sf['label']}' has {sf['available']} of "
-                             f"{sf['requested']} requested")
+            by_split.setdefault(sf["split"], []).append(sf)
+        for split, short in by_split.items():
+            shown = ", ".join(f"'{s['label']}' {s['available']}/{s['requested']}" for s in short[:3])
+            rep.notes.append(f"{tspec.name}: {len(short)} label(s) have fewer {split} images than requested "
+                             f"({shown}{', ...' if len(short) > 3 else ''}; all in results.json)")
         if prep.skipped:
             rep.notes.append(f"{tspec.name}: {len(prep.skipped)} file(s) skipped (listed in results.json)")
 

@@ -90,7 +90,7 @@ class RunProgress:
         self.live[tid] = (now, 0)
         self.live.setdefault(self.overall, (now, 0))
 
-        def advance(n: int = 1, cached: bool = False) -> None:
+        def advance(n: int = 1, cached: bool = False, note: str = "cached") -> None:
             for t in (tid, self.overall):
                 self.progress.advance(t, n)
                 start, done = self.live[t]
@@ -101,15 +101,15 @@ class RunProgress:
                 elapsed = time.perf_counter() - start
                 rate = done / elapsed if done and elapsed > 0 else 0.0
                 left = (task.total or 0) - task.completed
-                self.progress.update(t, rate=_rate(rate, done, task.completed),
+                self.progress.update(t, rate=_rate(rate, done, task.completed, note if t == tid else "cached"),
                                      eta=(f"ETA {_clock(left / rate)}" if rate and left > 0 else ""))
 
         return advance
 
 
-def _rate(rate: float, live: int, completed: float) -> str:
+def _rate(rate: float, live: int, completed: float, note: str = "cached") -> str:
     if not live:
-        return "cached" if completed else ""
+        return note if completed else ""
     return f"{rate:.1f}/s" if rate >= 1 else f"{60 * rate:.1f}/min"
 
 
@@ -225,7 +225,7 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
         records = [{"id": s.id, "label": s.label, "try": 0, "response": p, "parsed": p, "match": "baseline",
                     "correct": p == s.label, "error": None} for s, p in zip(samples, preds)]
         _, adv = _bar(progress, label, len(samples))
-        adv(len(samples), cached=True)  # no model calls: not a rate
+        adv(len(samples), cached=True, note="no calls")  # a baseline: not a rate
         return Evaluation(prep.spec.name, adapter.name, setting, records,
                           Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage)
     if isinstance(adapter, Embedder):

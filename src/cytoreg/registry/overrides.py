@@ -1,8 +1,10 @@
 """Command-line overrides of resolved specs, in the conventions of lm-eval and inspect:
 
-- ``-M/--model-args key=value``: every model of the run. A bare key goes where the adapter or the
-  model schema declares it (``params``, then ``generation``, then ``execution``); a dotted key is a
-  path from the top of the model spec (``generation.tries=3``).
+- ``-M/--model-args key=value``: the models of the run. A bare key goes where the adapter or the
+  model schema declares it (``params``, then ``generation``, then ``execution``) of every model
+  that has it (``-M base_url=...`` with ``conch,gpt4o`` changes gpt4o only; a key no model of the
+  run has is an error); a dotted key is a path from the top of every model spec
+  (``generation.tries=3``).
 - ``-T/--task-args key=value``: every task of the run; a dotted path from the top of the task spec
   (``sampling.test_per_class=10``), or a bare key that names exactly one field of ``sampling`` /
   ``statistics`` / the top level.
@@ -202,6 +204,7 @@ def apply(catalog: Any, tasks: Iterable[str], models: Iterable[str], ov: Overrid
     problems: list[str] = []
     patched: dict[tuple[str, str], dict] = {}
     by_spec: dict[tuple[str, str], list[Override]] = {}
+    unresolved: dict[int, list[str]] = {}  # bare -M keys: the models that lack them
     for o in items:
         names = tasks if o.target == "task" else models
         if o.name is not None and o.name not in names:
@@ -226,10 +229,14 @@ def apply(catalog: Any, tasks: Iterable[str], models: Iterable[str], ov: Overrid
                 if path is None:
                     params = sorted(((getattr(adapter_cls, "params_schema", None) or {}).get("properties") or {}))
                     gen = _schema_keys(_model_schema(), "generation")
-                    problems.append(f"{o.label()}: model '{name}' ({data.get('adapter')}) has no setting "
-                                    f"'{o.path[0]}'{suggest(str(o.path[0]), params + gen)}; params: "
-                                    f"{', '.join(params) or 'none'}; generation: {', '.join(gen)} (or give a "
-                                    "path such as execution.concurrency)")
+                    msg = (f"{o.label()}: model '{name}' ({data.get('adapter')}) has no setting "
+                           f"'{o.path[0]}'{suggest(str(o.path[0]), params + gen)}; params: "
+                           f"{', '.join(params) or 'none'}; generation: {', '.join(gen)} (or give a "
+                           "path such as execution.concurrency)")
+                    if o.name is not None:
+                        problems.append(msg)
+                    else:
+                        unresolved.setdefault(id(o), []).append(msg)
                     continue
             else:
                 path = resolve_task_key(o)
@@ -246,6 +253,9 @@ def apply(catalog: Any, tasks: Iterable[str], models: Iterable[str], ov: Overrid
                 problems.append(f"{o.label()}: {json_path(path)}: '{exc.args[0]}' is not a mapping")
                 continue
             by_spec.setdefault(key, []).append(o)
+    for o in items:  # a bare -M key that no model of the run has
+        if id(o) in unresolved and not any(o in v for v in by_spec.values()):
+            problems += unresolved[id(o)]
     for (target, name), data in patched.items():
         labels = "; ".join(o.label() for o in by_spec.get((target, name), []))
         if not labels:
