@@ -258,8 +258,8 @@ def new_task(name: str, folder: Path, out: Path | None) -> Path:
         "# images per class found: " + ", ".join(f"{k}: {v}" for k, v in classes.items()), "",
     ]
     target = out or Path(f"{name}.yaml")
-    if target.is_dir():
-        target = target / f"{name}.yaml"
+    if target.is_dir() or target.suffix.lower() not in (".yaml", ".yml", ".json"):
+        target = target / f"{name}.yaml"  # -o a folder (existing or not)
     if target.exists():
         raise CytoregError(f"{target} exists; remove it or pass -o another file")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,7 @@ def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:
 def _bar(progress: RunProgress | None, label: str, total: int):
     """(None, advance) for one task × model × setting; ``advance(n, cached=True)`` for cache hits."""
     if progress is None:
-        return None, lambda n=1, cached=False: None
+        return None, lambda n=1, cached=False, note="": None
     return None, progress.add(label, total)
 
 
