@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cytoreg.errors import CytoregError, SpecError
+from cytoreg.errors import CytoregError, IncompatibleError, SpecError
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 
 log = logging.getLogger("cytoreg.preflight")
@@ -22,7 +22,7 @@ log = logging.getLogger("cytoreg.preflight")
 IMAGE_TOKENS = {"openai:low": 85, "openai:high": 765, "openai:auto": 765, "gemini": 258}
 
 
-class PreflightError(SpecError):
+class PreflightError(SpecError, IncompatibleError):
     """Every problem preflight found; the CLI prints one per line."""
 
 
@@ -30,6 +30,7 @@ class PreflightError(SpecError):
 class Problem:
     category: str  # "plan" | "data" | "weights" | "key" | "few-shot" | "judge" | "settings"
     message: str
+    exc: Exception | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"[{self.category}] {self.message}"
@@ -64,9 +65,18 @@ class Report:
     def ok(self) -> bool:
         return not self.problems
 
-    def add(self, category: str, message: str) -> None:
+    def add(self, category: str, message: str, exc: Exception | None = None) -> None:
         if all(p.message != message for p in self.problems):
-            self.problems.append(Problem(category, message))
+            self.problems.append(Problem(category, message, exc))
+
+    def raise_problems(self) -> None:
+        """One problem: its own error (type and message, as without preflight); several: all at once."""
+        if not self.problems:
+            return
+        if len(self.problems) == 1 and self.problems[0].exc is not None:
+            raise self.problems[0].exc
+        raise PreflightError([str(p) for p in self.problems] +
+                             ["nothing was loaded or sent; `cytoreg eval --check ...` shows the full plan"])
 
     def totals(self) -> dict[str, Any]:
         reqs = sum(w.requests for w in self.work)
@@ -114,7 +124,7 @@ def _resolve(cfg, catalog, rep: Report) -> None:
             top = catalog.task(tname)
             views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
-            rep.add("plan", str(exc))
+            rep.add("plan", str(exc), exc)
             continue
         for mname in cfg.models:
             try:
@@ -123,7 +133,7 @@ def _resolve(cfg, catalog, rep: Report) -> None:
                 for _, kind in views:
                     kind.check_model(mname, adapter_cls.capability)
             except CytoregError as exc:
-                rep.add("plan", str(exc))
+                rep.add("plan", str(exc), exc)
                 continue
             for tspec, kind in views:
                 offered = kind.settings_for(adapter_cls.capability)
@@ -137,16 +147,16 @@ def _resolve(cfg, catalog, rep: Report) -> None:
                 rep.settings[(tspec.name, mname)] = chosen
     for s in cfg.settings or []:
         if offered_any and s not in offered_any:
-            rep.add("settings", f"--settings {s}: no task × model of this run offers it (offered: "
-                    f"{', '.join(sorted(offered_any))})")
+            msg = f"--settings {s}: no task × model of this run offers it (offered: {', '.join(sorted(offered_any))})"
+            rep.add("settings", msg, CytoregError(msg))
     if cfg.judge:
         try:
             jspec = catalog.model(cfg.judge)
             if ADAPTERS.get(jspec.get("adapter")).capability != "generator":
-                rep.add("judge", f"judge model '{cfg.judge}' is not a generative model; pick one that answers "
-                        "in text (e.g. gpt4o)")
+                msg = f"judge model '{cfg.judge}' is not a generative model; pick one that answers in text (e.g. gpt4o)"
+                rep.add("judge", msg, IncompatibleError(msg))
         except CytoregError as exc:
-            rep.add("judge", f"--judge: {exc}")
+            rep.add("judge", f"--judge: {exc}", IncompatibleError(f"--judge: {exc}"))
 
 
 def _prepare(cfg, rep: Report) -> None:
@@ -158,7 +168,7 @@ def _prepare(cfg, rep: Report) -> None:
         try:
             prep = kind.prepare(cfg.limit)
         except CytoregError as exc:
-            rep.add("data", str(exc))
+            rep.add("data", str(exc), exc)
             continue
         except OSError as exc:
             rep.add("data", f"task '{tspec.name}': cannot read its data: {exc}")
@@ -182,9 +192,10 @@ def _fewshot(rep: Report) -> None:
         prep = rep.prepared[tspec.name]
         shots = kind.fewshot_examples(prep)
         if not shots:
-            rep.add("few-shot", f"task '{tspec.name}': few-shot needs examples, but the few-shot pool is empty "
-                    "(every image went to the test set); raise sampling.fewshot_per_class or lower "
-                    f"sampling.test_per_class (e.g. -T sampling.test_per_class=N), or run --settings zero_shot")
+            msg = (f"task '{tspec.name}': few-shot needs examples, but the few-shot pool is empty "
+                   "(every image went to the test set); raise sampling.fewshot_per_class or lower "
+                   "sampling.test_per_class (e.g. -T sampling.test_per_class=N), or run --settings zero_shot")
+            rep.add("few-shot", msg, CytoregError(msg))
         elif hasattr(prep, "labels") and len(shots) < len(prep.labels) and kind.__class__.__name__ != "MCQKind":
             missing = [lab for lab in prep.labels if lab not in {s.label for s in shots}]
             rep.notes.append(f"{tspec.name}: few-shot pool lacks {len(missing)} label(s) ({', '.join(missing[:5])}"
@@ -242,8 +253,11 @@ def _models(cfg, catalog, rep: Report, explicit: bool) -> None:
             for m in found:
                 log.warning("%s (its responses are cached; not needed unless something is missing)", m)
             continue
+        from cytoreg.errors import ModelLoadError
+
         for m in found:
-            rep.add(category, m + (" (--judge)" if name == cfg.judge and name not in needed else ""))
+            m = m + (" (--judge)" if name == cfg.judge and name not in needed else "")
+            rep.add(category, m, ModelLoadError(m))
 
 
 def _estimate(cfg, rep: Report) -> None:

@@ -134,12 +134,10 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     if distributed and cfg.shard is None and dist.world_size() > 1:
         return dist.run(cfg, catalog)
     catalog = catalog or Catalog.load(cfg.include)
-    from cytoreg.engine.preflight import PreflightError, run_preflight
+    from cytoreg.engine.preflight import run_preflight
 
     pre = run_preflight(cfg, catalog)  # every problem at once, before anything loads or is sent
-    if not pre.ok:
-        raise PreflightError([str(p) for p in pre.problems] +
-                             ["nothing was loaded or sent; `cytoreg eval --check ...` shows the full plan"])
+    pre.raise_problems()
     pairs, prepared = pre.pairs, pre.prepared
     if cfg.shard is not None:
         for prep in prepared.values():
