@@ -3,7 +3,7 @@
 ``cytoreg eval --check`` prints the report; ``evaluate`` runs the same checks first and stops
 with all problems at once, so no request is paid for a run that would fail later (a missing
 data root, weights, an API key, an empty few-shot pool, an unusable judge). The report also
-estimates the requests (and tokens / cost where the model spec gives ``pricing``).
+estimates the requests (and tokens / cost where the model spec gives ``price``).
 """
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def _tokens(w: Work, kind, prep, mspec, setting: str, tries: int) -> None:
     w.tokens_in = (chars // 4 + images * per_image) * w.requests
     max_tokens = (mspec.get("generation") or {}).get("max_tokens")
     w.tokens_out = int(max_tokens) * w.requests if max_tokens else None
-    price = mspec.get("pricing") or {}
+    price = mspec.get("price") or {}
     if price and w.tokens_in is not None:
         cost = w.tokens_in / 1e6 * float(price.get("input_per_mtok", 0))
         if w.tokens_out is not None:
