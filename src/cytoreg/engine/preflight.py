@@ -109,6 +109,12 @@ def run_preflight(cfg, catalog, *, explicit: bool = False) -> Report:
     _fewshot(rep)
     _models(cfg, catalog, rep, explicit)
     _estimate(cfg, rep)
+    if not explicit:  # --check prints them; a run logs them (-v shows them)
+        for note in rep.notes:
+            log.info(note)
+        t = rep.totals()
+        log.info("plan: %d evaluation(s), %d request(s) to generative models before the cache%s",
+                 len(rep.work), t["requests"], f", ≤ ${t['cost_usd_max']}" if t["cost_usd_max"] is not None else "")
     return rep
 
 

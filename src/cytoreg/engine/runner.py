@@ -213,6 +213,17 @@ def _bar(progress: RunProgress | None, label: str, total: int):
     return None, progress.add(label, total)
 
 
+def _first_cached(advance: Callable[..., None]) -> Callable[[int], None]:
+    """The feature store reports what it already holds first: that is cache, not speed."""
+    calls = [0]
+
+    def adv(n: int = 1) -> None:
+        calls[0] += 1
+        advance(n, cached=calls[0] == 1)
+
+    return adv
+
+
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
              cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation | list[Evaluation]:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
@@ -223,7 +234,7 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
     if setting == "probe":
         from cytoreg.engine.probe_run import run_probe
 
-        return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats,
+        return run_probe(cfg, prep, adapter, cache, lambda total: _first_cached(_bar(progress, label, total)[1]), stats,
                          fill_only=cfg.shard is not None)
     if isinstance(adapter, Baseline):
         prior = statistics.class_distribution([s.label for s in samples], labels)

@@ -168,6 +168,9 @@ def ensure_loaded(adapter: ModelAdapter) -> None:
     process, before its first uncached request; ``close()`` releases it at the end of the model's
     work."""
     if not getattr(adapter, "_cytoreg_loaded", False):
+        import logging
+
+        logging.getLogger("cytoreg.models").info("loading model '%s' (%s)", adapter.name, type(adapter).__name__)
         adapter.load()
         adapter._cytoreg_loaded = True  # type: ignore[attr-defined]
 
