@@ -249,7 +249,8 @@ def new_task(name: str, folder: Path, out: Path | None) -> Path:
         "  order: [fewshot, test]",
         "settings: [zero_shot, few_shot]",
         "prompts:",
-        f"  zero_shot: {_yaml_str(f'Which of these classes is shown in the image: {quoted}? Answer with the class name only.')}",
+        "  zero_shot: " + _yaml_str(f"Which of these classes is shown in the image: {quoted}? "
+                                    "Answer with the class name only."),
         "  few_shot:", "    example: 'This image shows {label}.'",
         "  clip:", "    templates:", "    - 'an image of {label}'",
         "metrics: [accuracy, balanced_accuracy, f1_weighted, f1_macro, invalid_rate, per_class, confusion_matrix, "

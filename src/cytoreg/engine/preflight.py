@@ -315,7 +315,8 @@ def render(rep: Report, console) -> None:
     if rep.overridden:
         console.print(f"overrides applied to: {escape(', '.join(rep.overridden))}")
     table = Table(title="plan", title_justify="left")
-    for col in ("task", "model", "setting", "samples", "requests", "tokens in (est.)", "tokens out (max)", "cost USD (max)"):
+    for col in ("task", "model", "setting", "samples", "requests", "tokens in (est.)", "tokens out (max)",
+                "cost USD (max)"):
         table.add_column(col, overflow="fold")
     for w in rep.work:
         table.add_row(*(escape(str(x)) for x in (w.task, w.model, w.setting, w.samples, w.requests if w.capability ==
