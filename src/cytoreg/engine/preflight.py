@@ -238,6 +238,8 @@ def _models(cfg, catalog, rep: Report, explicit: bool) -> None:
         except CytoregError:
             pass
     for name, (mspec, adapter_cls) in specs.items():
+        if cfg.shard is not None and getattr(cfg, "skip_api", False) and getattr(adapter_cls, "mode", "") == "concurrent":
+            continue  # a torchrun rank leaves API models to rank 0's merge, which checks them
         try:
             adapter = adapter_cls(mspec, device=cfg.device)
             found = list(adapter.check())
