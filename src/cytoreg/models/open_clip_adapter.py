@@ -90,7 +90,16 @@ class OpenCLIP(Embedder):
         if pre and ("/" in pre or pre.endswith((".bin", ".pt", ".pth", ".safetensors"))) and \
                 not Path(pre).expanduser().is_file():
             return [f"model '{self.name}': params.pretrained {pre} is not a file" + (f". Get it: {hint}" if hint else "")]
-        return []  # an open_clip pretrained tag: resolved by open_clip at load time
+        if pre:  # a pretrained tag: where open_clip would fetch it from (imports open_clip, not the weights)
+            try:
+                from open_clip.pretrained import get_pretrained_cfg
+
+                repo = (get_pretrained_cfg(self.model_id, pre) or {}).get("hf_hub", "").strip("/")
+            except Exception:  # noqa: BLE001 - unknown tag: open_clip says so at load time
+                repo = ""
+            if repo:
+                return hub_check(self.name, repo, hint)
+        return []
 
     # loading -----------------------------------------------------------------------
     def load(self) -> None:

@@ -77,8 +77,10 @@ class TimmFeatures(FeatureExtractor):
         except ModelLoadError as exc:
             return [str(exc)]
         pretrained = self.params.get("pretrained")
-        if ckpt is None and pretrained and pretrained.startswith("hf-hub:"):
-            return hub_check(self.name, pretrained[len("hf-hub:"):], self.params.get("download_hint"))
+        if ckpt is None and pretrained:  # timm's hub ids: hf-hub:REPO, or timm/ARCH.TAG for a tag
+            repo = pretrained[len("hf-hub:"):] if pretrained.startswith("hf-hub:") else \
+                f"timm/{self.params['arch']}.{pretrained}"
+            return hub_check(self.name, repo, self.params.get("download_hint"))
         return []
 
     def weights_identity(self) -> str:

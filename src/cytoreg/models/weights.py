@@ -80,7 +80,7 @@ def hub_check(model_name: str, model_id: str, hint: str | None, filename: str | 
     p = Path(model_id).expanduser()
     if p.is_dir():
         return []
-    if model_id.startswith(("/", "./", "~")) or p.suffix:
+    if model_id.startswith(("/", "./", "../", "~")):
         return [f"model '{model_name}': weights folder {model_id} does not exist"]
     if hub_cached(model_id, filename):
         return []
