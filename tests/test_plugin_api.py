@@ -205,7 +205,7 @@ def test_package_data_roots(tmp_path):
 
 
 def test_progress_labels_are_literal_and_cached_work_is_not_a_rate():
-    from cytoreg.engine.runner import RunProgress
+    from cytoreg.engine.progress import RunProgress
 
     rp = RunProgress(30)
     adv = rp.add("demo × gpt4o [zero_shot]", 20)
