@@ -33,11 +33,15 @@ def image_hashes(body: dict) -> list[str]:
 
 class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
-                 latency: float = 0.0, retry_after: str | None = None):
+                 latency: float = 0.0, retry_after: str | None = None, usage: dict | None = None,
+                 gemini_usage: dict | None = None, gemini_thought: str | None = None):
         self.answer = answer or (lambda body: "Lymphocyte")
         self.script = list(script or [])
         self.latency = latency
         self.retry_after = retry_after
+        self.usage = usage or {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        self.gemini_usage = gemini_usage or {"promptTokenCount": 10, "candidatesTokenCount": 3, "totalTokenCount": 13}
+        self.gemini_thought = gemini_thought  # a thought-summary part sent before the answer
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.statuses: list[int] = []
@@ -68,10 +72,11 @@ class FakeOpenAI:
                 if status == 429 and self.retry_after is not None:
                     handler.send_header("retry-after", self.retry_after)
             elif gemini:
-                payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": self.answer(body)}]},
+                parts = ([{"text": self.gemini_thought, "thought": True}] if self.gemini_thought else []) + [
+                    {"text": self.answer(body)}]
+                payload = {"candidates": [{"content": {"role": "model", "parts": parts},
                                            "finishReason": "STOP", "index": 0}],
-                           "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3,
-                                             "totalTokenCount": 13},
+                           "usageMetadata": dict(self.gemini_usage),
                            "modelVersion": handler.path.split("/models/")[-1].split(":")[0]}
                 data = json.dumps(payload).encode()
                 handler.send_response(200)
@@ -82,7 +87,7 @@ class FakeOpenAI:
                     "model": body.get("model", "fake"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+                    "usage": dict(self.usage),
                 }
                 data = json.dumps(payload).encode()
                 handler.send_response(200)

@@ -10,7 +10,8 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {% for c in m['content
                  "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
 
 
-def save_tiny_llava(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
+def save_tiny_llava(folder: Path, extra_text: str = "", seed: int = 0, hidden: int = 32, layers: int = 2,
+                    image_size: int = 32) -> Path:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
@@ -22,15 +23,16 @@ def save_tiny_llava(folder: Path, extra_text: str = "", seed: int = 0) -> Path:
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
                                   eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
+    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
+                                                             crop_size={"height": image_size, "width": image_size}),
                           tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
                           num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
     cfg = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=2, image_size=32, patch_size=8),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+        vision_config=CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                       num_attention_heads=max(2, hidden // 64), image_size=image_size, patch_size=8),
+        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden,
+                                num_hidden_layers=layers, num_attention_heads=max(2, hidden // 64),
+                                num_key_value_heads=max(2, hidden // 64), max_position_embeddings=4096,
                                 pad_token_id=1, bos_token_id=2, eos_token_id=3),
         image_token_index=vocab["<image>"], vision_feature_layer=-1, vision_feature_select_strategy="default")
     torch.manual_seed(seed)

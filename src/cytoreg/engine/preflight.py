@@ -101,7 +101,16 @@ def run_preflight(cfg, catalog, *, explicit: bool = False) -> Report:
     never loads it); its problems are only logged."""
     from cytoreg.registry.overrides import Overrides, apply
 
+    from cytoreg.tasks.folder_task import looks_like_data, task_or_folder
+
     rep = Report()
+    for tname in cfg.tasks:  # ./my_cells or a CSV: registered under that name, so -T / --set reach it
+        if tname not in catalog.tasks and looks_like_data(tname):
+            try:
+                spec = task_or_folder(catalog, tname)
+                catalog.tasks.add(tname, spec, origin=spec.origin, kind=spec.get("kind", ""))
+            except CytoregError:
+                pass  # _resolve reports it
     ov = Overrides.from_config(cfg.overrides)
     rep.overridden = apply(catalog, cfg.tasks, cfg.models, ov, [cfg.judge] if cfg.judge else [])
     _resolve(cfg, catalog, rep)
@@ -124,10 +133,12 @@ def selected_settings(kind, capability: str, wanted: list[str] | None) -> list[s
 
 
 def _resolve(cfg, catalog, rep: Report) -> None:
+    from cytoreg.tasks.folder_task import task_or_folder
+
     offered_any: set[str] = set()
     for tname in cfg.tasks:
         try:
-            top = catalog.task(tname)
+            top = task_or_folder(catalog, tname)  # a name, or ./my_cells (class folders) / a CSV
             views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
             rep.add("plan", str(exc), exc)

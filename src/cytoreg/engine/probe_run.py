@@ -16,6 +16,15 @@ from cytoreg.tasks import probe_heads
 from cytoreg.tasks.samples import sha256
 
 
+def _sha_or_marker(sample, i: int) -> str:
+    """The image's SHA-256; for a missing / unreadable file a marker the feature store never holds,
+    so the DataLoader tries it and records that sample's error (naming the file)."""
+    try:
+        return sha256(sample.image.read_bytes())
+    except CytoregError:
+        return f"unreadable-{i}"
+
+
 def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Callable[[int], None]],
               stats: CallStats, fill_only: bool = False) -> list:
     """Evaluations per feature key; with ``fill_only`` (a shard) only the feature store is filled."""
@@ -31,7 +40,7 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
             if s.id not in where:
                 where[s.id] = len(order)
                 order.append(s)
-    shas = [sha256(s.image.read_bytes()) for s in order]
+    shas = [_sha_or_marker(s, i) for i, s in enumerate(order)]
     store = FeatureStore(Path(cache.path).parent / "features", fx.fingerprint(), fx.feature_keys())
     import time
 
@@ -88,8 +97,13 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
                 most = max(y.count(lab) for lab in set(y))
                 points = [n for n in pcfg["n_per_class"] if n <= most]
                 extra["curve_points_skipped"] = [n for n in pcfg["n_per_class"] if n > most]
+                kept: dict[str, list[str]] = {}  # first repeat's predictions per n: paired with fine-tuned VLMs
                 extra["curves"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, points,
-                                                    lambda yy, n, sd: probe_heads.subsample_per_class(yy, int(n), sd), score)
+                                                    lambda yy, n, sd: probe_heads.subsample_per_class(yy, int(n), sd), score,
+                                                    keep=lambda x, pred: kept.__setitem__(str(x), pred))
+                extra["curve_predictions"] = {"ids": [s.id for s in test_ok], "seed": seed,
+                                              "train_ids_sha256": sha256("\n".join(s.id for s in train).encode()),
+                                              "pred": kept}
             if pcfg.get("fractions"):
                 extra["curves_fraction"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, pcfg["fractions"],
                                                              probe_heads.subsample_fraction, score)

@@ -19,6 +19,7 @@ from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Res
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
+from cytoreg.tasks.folder_task import task_or_folder
 from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
 from cytoreg.tasks.samples import sha256
 
@@ -28,7 +29,7 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     pairs = []
     for tname in cfg.tasks:
         try:
-            top = catalog.task(tname)
+            top = task_or_folder(catalog, tname)  # a name, or ./my_cells (class folders) / a CSV
             views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
             problems.append(str(exc))
@@ -142,15 +143,20 @@ def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
              cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation | list[Evaluation]:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
-    samples = prep.test
-    labels = prep.labels
     stats = CallStats()
-    usage: dict[str, int] = {}
     if setting == "probe":
         from cytoreg.engine.probe_run import run_probe
 
         return run_probe(cfg, prep, adapter, cache, lambda total: _first_cached(_bar(progress, label, total)[1]), stats,
                          fill_only=cfg.shard is not None)
+    from cytoreg.engine.imagecheck import run_checked  # each test image decoded once; bad ones are error records
+
+    return run_checked(prep, adapter, setting, lambda checked: _run_checked_one(
+        cfg, kind, checked, adapter, setting, cache, progress, label, stats, judge))
+
+
+def _run_checked_one(cfg, kind, prep, adapter, setting, cache, progress, label, stats, judge):
+    samples, labels, usage = prep.test, prep.labels, {}
     if isinstance(adapter, Baseline):
         prior = statistics.class_distribution([s.label for s in samples], labels)
         preds, scores = adapter.predict([s.id for s in samples], labels, prior, cfg.seed)

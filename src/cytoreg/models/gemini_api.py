@@ -11,15 +11,15 @@ from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
                                  TransientError)
 from cytoreg.models.openai_api import retry_after
-from cytoreg.tasks.samples import open_image, png_bytes
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
-SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiChat(Generator):
     mode = "concurrent"
+    sendable_mimes = SENDABLE
     params_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -30,6 +30,8 @@ class GeminiChat(Generator):
             "base_url": {"type": "string", "description": "another endpoint speaking the Gemini API"},
             "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
             "api_version": {"type": "string", "description": "API version path segment, e.g. v1beta"},
+            "thinking_budget": {"type": "integer", "minimum": -1, "description": "Gemini 2.5 thinking tokens "
+                                "(ThinkingConfig.thinking_budget): 0 off (Flash), -1 dynamic"},
         },
     }
 
@@ -102,9 +104,7 @@ class GeminiChat(Generator):
 
     @staticmethod
     def _image(part: ImagePart, types) -> Any:
-        data, mime = part.data(), part.mime()
-        if mime not in SENDABLE:
-            data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+        data, mime = part.payload(SENDABLE)  # original bytes, or PNG; never an undecodable file
         return types.Part.from_bytes(data=data, mime_type=mime)
 
     def config(self, request: ChatRequest, system: str | None) -> Any:
@@ -118,6 +118,8 @@ class GeminiChat(Generator):
                 kwargs[theirs] = gen[ours]
         if system:
             kwargs["system_instruction"] = system
+        if "thinking_budget" in self.params:
+            kwargs["thinking_config"] = types.ThinkingConfig(thinking_budget=self.params["thinking_budget"])
         return types.GenerateContentConfig(**kwargs)
 
     def generate(self, request: ChatRequest) -> Response:
@@ -147,7 +149,7 @@ class GeminiChat(Generator):
             raise PermanentError("Gemini returned no candidate")
         candidate = resp.candidates[0]
         text = "".join(p.text for p in (candidate.content.parts if candidate.content and candidate.content.parts
-                                        else []) if getattr(p, "text", None))
+                                        else []) if getattr(p, "text", None) and not getattr(p, "thought", None))
         reason = str(getattr(candidate, "finish_reason", "") or "")
         if not text and reason and not reason.endswith(("STOP", "MAX_TOKENS")):
             raise PermanentError(f"Gemini returned no text (finish reason {reason})")
@@ -157,6 +159,8 @@ class GeminiChat(Generator):
             usage = {"prompt_tokens": um.prompt_token_count or 0,
                      "completion_tokens": um.candidates_token_count or 0,
                      "total_tokens": um.total_token_count or 0}
+            if um.thoughts_token_count is not None:
+                usage["reasoning_tokens"] = um.thoughts_token_count  # thinking, billed as output
         return Response(text=text, usage=usage, model_version=resp.model_version)
 
     def close(self) -> None:

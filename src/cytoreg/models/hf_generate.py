@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from cytoreg.errors import ModelLoadError
+from cytoreg.finetune.lora import with_adapter
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, Response, TextPart
 from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 from cytoreg.tasks.samples import open_image
@@ -28,6 +29,7 @@ class HFGenerator(Generator):
             "load_in_8bit": {"type": "boolean", "description": "bitsandbytes 8-bit (seed B's IDEFICS-80B)"},
             "chat_template": {"type": "string", "description": "Jinja template overriding the processor's"},
             "download_hint": {"type": "string"},
+            "lora": {"type": "string", "description": "a peft LoRA adapter folder applied on load (cytoreg finetune)"},
         },
     }
 
@@ -82,6 +84,7 @@ class HFGenerator(Generator):
         except (OSError, ValueError, KeyError) as exc:
             raise hub_missing(self.name, self.model_id, " as an image-text-to-text model",
                               self.params.get("download_hint"), exc) from exc
+        model = with_adapter(model, self.params, self.name, self.spec.path)  # params.lora (cytoreg.finetune.lora)
         if "device_map" not in model_kwargs:
             model = model.to(device)
         tok = getattr(processor, "tokenizer", None)
@@ -112,7 +115,22 @@ class HFGenerator(Generator):
         return self.generate_batch([request])[0]
 
     def generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
+        """One padded batch; if it fails, each request alone, so a bad input fails only itself."""
         self.load()
+        try:
+            return self._generate_batch(requests)
+        except Exception:
+            if len(requests) == 1:
+                raise
+        out = []
+        for r in requests:
+            try:
+                out.append(self._generate_batch([r])[0])
+            except Exception as exc:  # this request's own failure (its image, its length), named
+                out.append(Response(error=f"{type(exc).__name__}: {exc}"))
+        return out
+
+    def _generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
         torch = self._torch
         rendered = [self._render(r) for r in requests]
         gen = dict(requests[0].generation)

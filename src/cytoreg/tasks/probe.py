@@ -22,7 +22,8 @@ PROBE_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "pe
 
 
 class ProbeKind(ClassificationKind):
-    capabilities: ClassVar[tuple[str, ...]] = ("features", "embedder")
+    # generators answer the test images zero-shot (fine-tuned VLMs beside the heads, ``cytoreg finetune``)
+    capabilities: ClassVar[tuple[str, ...]] = ("features", "embedder", "generator")
 
     def __init__(self, spec: Any, parent: "ProbeKind | None" = None):
         super().__init__(spec)
@@ -30,6 +31,7 @@ class ProbeKind(ClassificationKind):
         self.probe: dict = dict((parent.spec if parent else spec).get("probe") or {})
         self._training: sampling.Split | None = None
         self._skipped: list[dict] = []
+        self._ledger = None
 
     def expand(self) -> list[tuple[Any, "ProbeKind"]]:
         if self.spec.get("findings") and self.parent is None and not self.spec.get("_finding"):
@@ -68,22 +70,27 @@ class ProbeKind(ClassificationKind):
         return out
 
     def settings_for(self, capability: str) -> list[str]:
-        return ["probe"]
+        return ["zero_shot"] if capability == "generator" else ["probe"]
 
     def check_model(self, model_name: str, capability: str) -> None:
+        if capability == "generator":
+            if "zero_shot" not in self.prompts:
+                raise IncompatibleError(f"task '{self.spec.name}' (probe) has no prompts.zero_shot, so generative "
+                                        f"model '{model_name}' cannot be asked; add the prompt to {self.spec.path}")
+            return
         if capability not in self.capabilities:
             raise IncompatibleError(f"task '{self.spec.name}' (probe) needs frozen image features, but model "
                                     f"'{model_name}' is a {capability} model; use a features or embedder model "
-                                    f"(e.g. dinobloom-s, dinov2-s, clip-vit-b32)")
+                                    f"(e.g. dinobloom-s, dinov2-s, clip-vit-b32), or a generative one")
 
     def training_split(self) -> sampling.Split:
         """The train / val (and in-domain test) split of this task's data, drawn once."""
         if self.parent is not None:
             return self.parent.training_split()
         if self._training is None:
-            stream, source = source_stream(self.spec)
+            stream, source = source_stream(self.spec, self.labels)
             self._training = sampling.draw(stream, self.labels, self.sampling)
-            self._skipped = source.skipped
+            self._skipped, self._ledger = source.skipped, source.ledger
             if not self._training.train:
                 raise DataError(f"task '{self.spec.name}': no training images (sampling.train_per_class is "
                                 f"{self.sampling.get('train_per_class', 0)}, and {len(self._training.test)} images "
@@ -95,19 +102,19 @@ class ProbeKind(ClassificationKind):
         if self.parent is None:
             split = sampling.Split(test=list(train.test), train=list(train.train), val=list(train.val),
                                    shortfalls=list(train.shortfalls))
-            skipped = self._skipped
+            skipped, ledger = self._skipped, self._ledger
         else:
-            stream, source = source_stream(self.spec)
+            stream, source = source_stream(self.spec, self.labels)
             ext = sampling.draw(stream, self.labels, self.sampling)
             split = sampling.Split(test=ext.test, train=list(train.train), val=list(train.val),
                                    shortfalls=ext.shortfalls)
-            skipped = source.skipped
+            skipped, ledger = source.skipped, source.ledger
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no test samples with any of the task's labels under "
                             f"{self.spec.get('data', {}).get('root')}; check data.label_map in {self.spec.path}")
         if limit:
             split.test = split.test[:limit]
-        return PreparedTask(self.spec, self.labels, split, skipped, self)
+        return PreparedTask(self.spec, self.labels, split, skipped, self, ledger)
 
     def metric_names(self) -> list[str]:
         return list(self.spec.get("metrics") or PROBE_METRICS)
