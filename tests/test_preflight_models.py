@@ -9,8 +9,8 @@ from cytoreg.registry.catalog import Catalog
 def bare(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for k in ("HF_HUB_CACHE", "OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-              "LLAVA_MED_BASE_URL", "CONCH_CHECKPOINT"):
+    for k in ("HF_HUB_CACHE", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
+              "GOOGLE_API_KEY", "LLAVA_MED_BASE_URL", "CONCH_CHECKPOINT"):
         monkeypatch.delenv(k, raising=False)
     return tmp_path / "hf" / "hub"
 
@@ -23,6 +23,7 @@ def check(name):
 @pytest.mark.parametrize("model, fragments", [
     ("gpt4o", ["environment variable OPENAI_API_KEY is not set"]),
     ("gemini-2.0-flash", ["GEMINI_API_KEY or GOOGLE_API_KEY is not set"]),
+    ("claude-haiku-4-5", ["environment variable ANTHROPIC_API_KEY is not set"]),
     ("llava-med", ["set LLAVA_MED_BASE_URL to its OpenAI-compatible URL"]),
     ("plip", ["weights vinid/plip are not in the Hugging Face cache", "models--vinid--plip", "hf download vinid/plip"]),
     ("biomedclip", ["models--microsoft--BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"]),
