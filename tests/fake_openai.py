@@ -34,7 +34,8 @@ def image_hashes(body: dict) -> list[str]:
 class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
                  latency: float = 0.0, retry_after: str | None = None, usage: dict | None = None,
-                 gemini_usage: dict | None = None, gemini_thought: str | None = None):
+                 gemini_usage: dict | None = None, gemini_thought: str | None = None, keep_alive: bool = False):
+        self.keep_alive = keep_alive  # HTTP/1.1 persistent connections, as real API servers keep them
         self.answer = answer or (lambda body: "Lymphocyte")
         self.script = list(script or [])
         self.latency = latency
@@ -104,6 +105,9 @@ class FakeOpenAI:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = self.keep_alive  # TCP_NODELAY, as production servers set it
+
             def do_POST(self):  # noqa: N802
                 outer._handle(self)
 
@@ -134,7 +138,8 @@ if __name__ == "__main__":  # a server in its own process (benchmarks): prints i
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--answer", default="Lymphocyte")
+    ap.add_argument("--close", action="store_true", help="close each connection (HTTP/1.0) instead of keeping it")
     a = ap.parse_args()
-    srv = FakeOpenAI(lambda body: a.answer, latency=a.latency)
+    srv = FakeOpenAI(lambda body: a.answer, latency=a.latency, keep_alive=not a.close)
     print(srv.start(), flush=True)
     threading.Event().wait()

@@ -233,9 +233,6 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
 
 
 def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) -> Evaluation:
-    from cytoreg.engine.embed import embed_images
-    from cytoreg.models.embedding_cache import EmbeddingCache
-
     prompts = kind.class_prompts()
     prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
     fp = adapter.fingerprint()
@@ -246,7 +243,10 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     adv(len(hits), cached=True)
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
-    if missing:
+    if missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
+        from cytoreg.engine.embed import embed_images
+        from cytoreg.models.embedding_cache import EmbeddingCache
+
         ensure_loaded(adapter)  # once per adapter, in the main process, before workers fork
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
