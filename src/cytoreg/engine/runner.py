@@ -20,7 +20,7 @@ from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
 from cytoreg.tasks.folder_task import task_or_folder
-from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
+from cytoreg.tasks.kinds import PreparedTask, class_embeddings
 from cytoreg.tasks.samples import sha256
 
 def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
@@ -250,12 +250,11 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
         ensure_loaded(adapter)  # once per adapter, in the main process, before workers fork
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
-        scale = adapter.logit_scale()
 
         def on_batch(local: list[int], emb: np.ndarray, failed: list[tuple[int, str]]) -> None:
             rows = []
             if local:
-                probs = zero_shot_scores(np.asarray(emb, dtype=np.float64), class_emb, scale)
+                probs = adapter.zero_shot_probs(np.asarray(emb, dtype=np.float64), class_emb)
                 for r, j in enumerate(local):
                     i = missing[j]
                     responses[i] = Response(scores={lab: float(probs[r, k]) for k, lab in enumerate(prep.labels)})
