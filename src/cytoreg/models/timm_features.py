@@ -140,6 +140,13 @@ class TimmFeatures(FeatureExtractor):
         except ModelLoadError as exc:
             return [str(exc)]
         pretrained = self.params.get("pretrained")
+        if ckpt is None and pretrained and pretrained.startswith("local-dir:"):  # a folder in the hub layout
+            folder = Path(pretrained[len("local-dir:"):]).expanduser()
+            weights = [f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()]
+            if not (folder / "config.json").is_file() or not weights:
+                return [f"model '{self.name}': {folder} (params.pretrained) should hold config.json and "
+                        "model.safetensors (the hub layout); download the checkpoint there or fix the path"]
+            return []
         if ckpt is None and pretrained:  # timm's hub ids: hf-hub:REPO, or timm/ARCH.TAG for a tag
             repo = pretrained[len("hf-hub:"):] if pretrained.startswith("hf-hub:") else \
                 f"timm/{self.params['arch']}.{pretrained}"
