@@ -55,7 +55,7 @@ class MCQKind:
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no cases left to test after the {n_shots} fixed shots")
         if limit:
-            split.test = split.test[:limit]
+            split.test = sampling.limit_stratified(split.test, limit)
         return PreparedTask(self.spec, self.labels, split, source.skipped, self)
 
     # -- requests ---------------------------------------------------------------------
