@@ -33,9 +33,11 @@ def image_hashes(body: dict) -> list[str]:
 
 class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
-                 latency: float = 0.0, retry_after: str | None = None):
+                 latency: float = 0.0, retry_after: str | None = None,
+                 status_for: Callable[[dict], int] | None = None):
         self.answer = answer or (lambda body: "Lymphocyte")
         self.script = list(script or [])
+        self.status_for = status_for  # a status chosen from the request body (after the script)
         self.latency = latency
         self.retry_after = retry_after
         self.requests: list[dict] = []
@@ -52,7 +54,7 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(body)
             self.paths.append(handler.path)
-            status = self.script.pop(0) if self.script else 200
+            status = self.script.pop(0) if self.script else (self.status_for(body) if self.status_for else 200)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -212,15 +212,15 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
     raise IncompatibleError(f"model '{adapter.name}': capability '{adapter.capability}' is not supported here")
 
 
-def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats,
-                   judge: Generator | None = None) -> Evaluation:
+def generator_items(kind, prep: PreparedTask, adapter: Generator, setting: str) -> tuple[list[tuple], int]:
+    """Every request of a generator evaluation: [(sample index, try, request, cache key)], tries."""
     gen = dict(adapter.spec.get("generation") or {})
     tries = int(gen.pop("tries", 1))
     fewshot = kind.fewshot_examples(prep) if setting == "few_shot" else []
     if setting == "few_shot" and not fewshot:
         raise CytoregError(f"task '{prep.spec.name}': few-shot needs examples, but the few-shot pool is empty "
                            "(every image went to the test set); lower sampling.test_per_class")
-    items = []  # (sample index, try, request, key)
+    items = []
     fp = adapter.fingerprint()
     for si, s in enumerate(prep.test):
         for t in range(tries):
@@ -228,6 +228,22 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
             content = req.canonical()
             req.release()
             items.append((si, t, req, request_key(fp, content)))
+    return items, tries
+
+
+def embedder_keys(kind, prep: PreparedTask, adapter: Embedder) -> tuple[list[str], list[str], list[list[str]]]:
+    """(cache keys, image SHA-256s, class prompts) of a zero-shot embedder evaluation."""
+    prompts = kind.class_prompts()
+    prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
+    fp = adapter.fingerprint()
+    shas = [sha256(s.image.read_bytes()) for s in prep.test]
+    return [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas], shas, prompts
+
+
+def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats,
+                   judge: Generator | None = None) -> Evaluation:
+    items, tries = generator_items(kind, prep, adapter, setting)
+    fp = adapter.fingerprint()
     hits = cache.get_many(k for *_, k in items)
     responses: dict[int, Response] = {i: hits[it[3]] for i, it in enumerate(items) if it[3] in hits}
     missing = [i for i in range(len(items)) if i not in responses]
@@ -281,11 +297,8 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     from cytoreg.engine.embed import embed_images
     from cytoreg.models.embedding_cache import EmbeddingCache
 
-    prompts = kind.class_prompts()
-    prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
+    keys, shas, prompts = embedder_keys(kind, prep, adapter)
     fp = adapter.fingerprint()
-    shas = [sha256(s.image.read_bytes()) for s in prep.test]
-    keys = [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas]
     hits = cache.get_many(keys)
     _, adv = _bar(progress, label, len(keys))
     adv(len(hits))
