@@ -3,6 +3,7 @@ stratified samples, cache keys mean the request, interrupts keep what arrived, o
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -413,3 +414,42 @@ def test_default_output_is_a_fresh_folder_with_runs_latest_pointing_at_it(tmp_pa
     latest = tmp_path / "runs" / "latest"
     assert latest.is_symlink() and latest.resolve() == runs[-1].resolve()
     assert (tmp_path / "runs" / "cache.sqlite").exists()
+
+
+def test_http_failures_are_classified_by_what_retrying_can_fix():
+    from cytoreg.models.base import FatalError, PermanentError, TransientError
+    from cytoreg.models.failures import http_failure
+
+    kw = dict(model="m-1", endpoint="https://api.example.org/v1", key_env="MY_KEY")
+    cases = {(401, "bad key", None): ("HTTP 401 auth", FatalError), (403, "no", None): ("HTTP 403", FatalError),
+             (404, "The model `m-1` does not exist.", None): ("HTTP 404 not found", FatalError),
+             (400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"): ("HTTP 400 auth", FatalError),
+             (400, "model 'm-1' not found", None): ("HTTP 400 not found", FatalError),
+             (429, "You exceeded your current quota", "insufficient_quota"): ("HTTP 429 quota", FatalError),
+             (429, "slow down", "rate_limit_exceeded"): ("HTTP 429", TransientError),
+             (503, "overloaded", None): ("HTTP 503", TransientError),
+             (400, "Invalid image", None): ("HTTP 400", PermanentError)}
+    for (status, msg, code), (kind, cls) in cases.items():
+        exc = http_failure(status, msg, code=code, **kw)
+        assert type(exc) is cls and exc.kind == kind, (status, msg)
+        if cls is FatalError:
+            assert kw["endpoint"] in str(exc) and exc.fix
+    assert "MY_KEY" in http_failure(401, "x", **kw).fix
+
+
+def test_stopped_model_leaves_other_requests_unsent_and_keeps_cached_answers(tmp_path):
+    """Answers cached before the model broke are kept and scored; the rest are errors, not answers."""
+    with FakeOpenAI(oracle) as srv:
+        d = specs(tmp_path, srv.base_url, per_class=1, concurrency=1)
+        first = evaluate(EvalConfig(["small"], ["fake"], output=tmp_path / "a", include=[str(d)], progress=False,
+                                    bootstrap=0, limit=5, cache=tmp_path / "c.sqlite"))
+    assert first["evaluations"][0]["n"] == 5
+    with FakeOpenAI(oracle, status_for=lambda body: 401) as srv:
+        text = (d / "fake.yaml").read_text()
+        (d / "fake.yaml").write_text(re.sub(r"base_url: '[^']*'", f"base_url: '{srv.base_url}'", text))
+        res = evaluate(EvalConfig(["small"], ["fake"], output=tmp_path / "b", include=[str(d)], progress=False,
+                                  bootstrap=0, cache=tmp_path / "c.sqlite"))
+    ev = res["evaluations"][0]
+    assert len(srv.requests) == 1 and ev["requests"]["cached"] == 5
+    assert ev["status"] == "stopped" and ev["n"] == ev["n_answered"] == 5 and ev["n_errors"] == 6
+    assert ev["metrics"]["accuracy"] == first["evaluations"][0]["metrics"]["accuracy"]

@@ -52,6 +52,10 @@ def cmd_eval(args) -> int:
             "runs; results.json records the limit.")
     try:
         results = evaluate(cfg)
+    except CytoregError:
+        if fresh and not any(output.iterdir()):
+            output.rmdir()  # nothing ran: leave no empty run folder behind
+        raise
     except RunInterrupted:
         _latest(fresh, output)
         again = "the same command" if fresh else f"the same command (-o {output})"

@@ -102,13 +102,18 @@ def check_reuse(folder: Path, config: dict, overwrite: bool) -> None:
 
 
 def fresh_folder(root: Path = Path("runs")) -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already); the run creates it."""
+    """``runs/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already), created here so that two
+    runs started in the same second get two folders."""
+    root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for k in range(1000):
         folder = root / (stamp if k == 0 else f"{stamp}-{k}")
-        if not folder.exists():
+        try:
+            folder.mkdir()
             return folder
-    raise CytoregError(f"cannot find a fresh run folder name under {root}")
+        except FileExistsError:
+            continue
+    raise CytoregError(f"cannot create a fresh run folder under {root}")
 
 
 def point_latest(folder: Path, root: Path = Path("runs")) -> bool:
