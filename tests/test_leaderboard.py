@@ -55,34 +55,37 @@ def test_markdown_and_csv_equal_results_json(runs):
     ev = {(e["task"], e["model"]): e for r in (a, b, c) for e in r["evaluations"]}  # c last: c wins
     header = [h.strip() for h in md.splitlines()[2].strip("|").split("|")]
     assert header == ["model", "demo (zero-shot)", "small (zero-shot)", "mean rank"]
+    # weightless guessers are baseline rows (name in italics), shown but never ranked
     for model in ("random", "prior"):
         for j, task in enumerate(("demo", "small")):
             e = ev.get((task, model))
-            cell = rows[model][j].strip("*")
+            cell = rows[f"*{model}*"][j]
             if e is None:
                 assert cell == "—"
                 continue
             m, ci = e["metrics"]["f1_weighted"], e["ci"]["f1_weighted"]
-            assert cell == f"{m:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+            value, quals = cell.split(" (", 1)
+            assert value.strip("*") == f"{m:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+            assert quals.startswith(f"n={e['n']}")  # every cell says how many samples it covers
     # c's seed-7 random run overrides a's, and says so
-    assert rows["random"][0].startswith(f"{c['evaluations'][0]['metrics']['f1_weighted']:.3f}")
-    assert f"random on demo (zero-shot): {root / 'c'} overrides {root / 'a'}" in md
-    # the best model per column is bold
+    assert rows["*random*"][0].strip("*").startswith(f"{c['evaluations'][0]['metrics']['f1_weighted']:.3f}")
+    assert "random on demo (zero-shot): c overrides a" in md  # runs named by folder, never by machine path
+    # with no model rows, the best baseline per column is bold
     demo_vals = {m: ev[("demo", m)]["metrics"]["f1_weighted"] for m in ("random", "prior")}
     best = max(demo_vals, key=demo_vals.get)
-    assert rows[best][0].startswith("**") and not rows[min(demo_vals, key=demo_vals.get)][0].startswith("**")
-    # prior lacks the small task: no mean rank, and the note names the gap
-    assert rows["prior"][-1] == "—" and rows["random"][-1] == "1.00"
-    assert "incomplete: prior (missing small (zero-shot))" in md
+    assert rows[f"*{best}*"][0].startswith("**") and not rows[f"*{min(demo_vals, key=demo_vals.get)}*"][0].startswith("**")
+    # baselines get no mean rank
+    assert rows["*prior*"][-1] == "" and rows["*random*"][-1] == ""
     # chance row from results.json, paper rows from the task's reference block
-    assert rows["*chance (random_f1_weighted, expected)*"][:2] == [
+    assert rows["*chance (random\\_f1\\_weighted, expected)*"][:2] == [
         f"{c['tasks']['demo']['baselines']['random_f1_weighted']:.3f}",
         f"{b['tasks']['small']['baselines']['random_f1_weighted']:.3f}"]
     assert rows["*paper: Some et al. 2024*"][:2] == ["—", "0.420"]
     assert rows["*paper: random baseline*"][:2] == ["—", "0.090"]
 
     tidy = list(csv.DictReader(io.StringIO(written["csv"].read_text())))
-    assert list(tidy[0]) == ["task", "setting", "model", "metric", "value", "ci_low", "ci_high", "n", "run"]
+    assert list(tidy[0]) == ["task", "setting", "model", "metric", "value", "ci_low", "ci_high", "n", "coverage",
+                             "status", "run"]
     got = {(r["task"], r["model"], r["metric"]): r for r in tidy}
     for (task, model), e in ev.items():
         for metric, v in e["metrics"].items():
@@ -97,7 +100,7 @@ def test_markdown_and_csv_equal_results_json(runs):
 def test_lower_is_better_metrics_rank_the_other_way(runs):
     root, a, *_ = runs
     table = build_table(load_runs([root / "a"]), "invalid_rate")
-    assert all(r.cells[0].best for r in table.rows if r.kind == "model")  # baselines never answer invalid: a tie
+    assert all(r.cells[0].best for r in table.rows if r.kind == "baseline")  # baselines never answer invalid: a tie
     with pytest.raises(CytoregError, match="no evaluation has the metric 'f2'; scalar metrics in these runs: .*accuracy"):
         build_table(load_runs([root / "a"]), "f2")
     with pytest.raises(CytoregError, match="no results.json in .*nowhere"):
@@ -158,7 +161,7 @@ def test_html_renders_in_headless_chromium(runs, tmp_path):
 def test_cli_leaderboard_prints_markdown(runs, capsys):
     root, *_ = runs
     assert main(["leaderboard", str(root / "a"), "--format", "md", "--out", str(root / "cli")]) == 0
-    assert "| random |" in capsys.readouterr().out
+    assert "| *random* |" in capsys.readouterr().out
     assert (root / "cli" / "leaderboard.md").exists() and not (root / "cli" / "index.html").exists()
     r = subprocess.run([sys.executable, "-m", "cytoreg.cli", "leaderboard", str(root / "a"), "--format", "pdf",
                         "--out", str(root / "x")], capture_output=True, text=True)

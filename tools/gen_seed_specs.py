@@ -106,6 +106,8 @@ def main(prompts_file: str) -> None:
                     "Classification. IEEE TMI (2024). doi:10.1109/TMI.2024.3419697",
         "license": "GPLv3, non-commercial academic use (dataset README)",
         "homepage": "https://github.com/Scu-sen/HiCervix",
+        "redistributable": False,
+        "domain": "cytology",
         "download_url": "https://zenodo.org/records/11087263",
         "layout": "hicervix/{train,val,test}.csv (image_name,class_name,class_id,level_1,level_2,level_3) and "
                   "hicervix/{train,val,test}/<uuid>.jpg; the test split is sampled",
@@ -141,6 +143,7 @@ def main(prompts_file: str) -> None:
                     "neural networks on a large image data set. Blood 138(20):1917 (2021). doi:10.7937/TCIA.AXH3-T579",
         "license": "CC BY 4.0",
         "homepage": "https://www.cancerimagingarchive.net/collection/bone-marrow-cytomorphology_mll_helmholtz_fraunhofer/",
+        "domain": "haematology",
         "download_url": "https://www.cancerimagingarchive.net/collection/bone-marrow-cytomorphology_mll_helmholtz_fraunhofer/",
         "layout": "BM_cytomorphology_data/<ABBR>/[<range>/]<ABBR>_<5 digits>.jpg (range folders like 0001-1000 "
                   "for classes with more than 1,000 images), walked recursively",
@@ -172,6 +175,7 @@ def main(prompts_file: str) -> None:
         "citation": "MLL23, Sci Data 12:1773 (2025). doi:10.1038/s41597-025-06223-x",
         "license": "see the Zenodo record",
         "homepage": "https://github.com/marrlab/MLL23",
+        "domain": "haematology",
         "download_url": "https://zenodo.org/records/14277609",
         "layout": "<class folder>/[<class folder>/]<class>_<4 digits>.TIF (288x288 TIFF; extension case varies; "
                   "__MACOSX and ._* skipped)",
@@ -203,6 +207,7 @@ def main(prompts_file: str) -> None:
                     "Morphological Attributes. NeurIPS 2023 Datasets and Benchmarks. arXiv:2306.13531",
         "license": "annotations MIT; images CC BY 4.0 (PBC, Acevedo et al. 2020)",
         "homepage": "https://github.com/apple2373/wbcatt",
+        "domain": "haematology",
         "download_url": "https://github.com/apple2373/wbcatt (annotations) + https://data.mendeley.com/datasets/snkd93bnjr/1 (images)",
         "layout": "wbcatt/pbc_attr_v1_{train,val,test}.csv beside the PBC folder: their path column "
                   "(PBC_dataset_normal_DIB/<class>/<file>) is resolved against data.root",

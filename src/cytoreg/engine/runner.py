@@ -132,7 +132,7 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pairs: list) -> dict:
                     _override_layers(adapter, cfg.layers)
                 models[mname] = {"adapter": mspec.get("adapter"), "capability": adapter.capability,
                                  "spec_hash": mspec.hash, "origin": mspec.origin,
-                                 "fingerprint": adapter.fingerprint()}
+                                 "fingerprint": adapter.fingerprint(), "meta": model_meta(mspec)}
                 # adapters load lazily, on the first request the caches cannot answer: a fully
                 # cached rerun needs neither the weights nor an API key
                 if cfg.shard is not None and (isinstance(adapter, Baseline) or (
@@ -160,6 +160,14 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pairs: list) -> dict:
     if cfg.shard is not None:
         return dist.write_shard_manifest(cfg, prepared)
     return write_results(cfg, prepared, models, evaluations)
+
+
+MODEL_META = ("description", "parameters", "open_weights", "release", "license", "homepage", "price")
+
+
+def model_meta(mspec) -> dict:
+    """What a leaderboard shows about a model, from its spec (fields that are set)."""
+    return {k: mspec.get(k) for k in MODEL_META if mspec.get(k) is not None}
 
 
 def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:

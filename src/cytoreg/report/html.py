@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
+import urllib.parse
 from pathlib import Path
 
 from cytoreg.errors import CytoregError
-from cytoreg.report.leaderboard import Board, Entry, Table, column_name
+from cytoreg.report.board import Board, Entry, Table, column_name
 
 MAX_EXAMPLES = 12
 THUMB = 128
@@ -25,6 +25,9 @@ table.lb th{background:#f0f0f0;cursor:pointer;user-select:none}
 table.lb td:first-child,table.lb th:first-child{text-align:left}
 tr.baseline td,tr.reference td{color:#666;font-style:italic;background:#fafafa}
 td.best{font-weight:bold;background:#e6f4ea}
+td.incomplete,td.mixed{color:#999;background:#f4f4f4}
+td.tied{background:#f3f9f4}
+.q{color:#888;font-size:.75em}
 .ci{color:#777;font-size:.85em}
 .figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .figs img.plot{max-width:560px;border:1px solid #ddd}
@@ -32,6 +35,8 @@ td.best{font-weight:bold;background:#e6f4ea}
 .ex img{width:128px;height:128px;object-fit:contain;border:1px solid #ccc}
 details pre{white-space:pre-wrap;font-size:.75em;max-width:600px}
 .notes li{color:#8a4b00}
+.tabs button{margin-right:4px}
+table.meta td,table.eff td,table.groups td{text-align:left}
 """
 
 JS = """
@@ -49,6 +54,11 @@ document.querySelectorAll('table.lb th').forEach(function(th, col){
       return asc ? x - y : y - x;
     });
     rows.concat(rest).forEach(function(r){ tb.appendChild(r); });
+  });
+});
+document.querySelectorAll('button.tab').forEach(function(b){
+  b.addEventListener('click', function(){
+    document.querySelectorAll('div.pane').forEach(function(p){ p.hidden = p.dataset.pane !== b.dataset.tab; });
   });
 });
 """
@@ -255,8 +265,12 @@ def _cell_html(c, best_marks: bool) -> str:
     if c.value is None:
         return '<td data-v="">—</td>'
     ci = f' <span class="ci">[{c.low:.3f}, {c.high:.3f}]</span>' if c.low is not None and c.high is not None else ""
-    cls = ' class="best"' if c.best and best_marks else ""
-    return f'<td{cls} data-v="{c.value!r}">{c.value:.3f}{ci}</td>'
+    classes = [name for name, on in (("best", c.best and best_marks), ("incomplete", c.incomplete),
+                                     ("mixed", c.mixed), ("tied", c.tied)) if on]
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    quals = c.qualifiers()
+    q = f'<br><span class="q">{html.escape(", ".join(quals))}</span>' if quals else ""
+    return f'<td{cls} data-v="{c.value!r}">{c.value:.3f}{ci}{q}</td>'
 
 
 def _table_html(table: Table) -> str:
@@ -264,16 +278,17 @@ def _table_html(table: Table) -> str:
                    ["model", *[column_name(c) for c in table.columns], "mean rank"])
     body = []
     for r in table.rows:
-        cells = "".join(_cell_html(c, r.kind == "model") for c in r.cells)
+        cells = "".join(_cell_html(c, r.kind in ("model", "baseline")) for c in r.cells)
         rank = f'<td data-v="{r.mean_rank!r}">{r.mean_rank:.2f}</td>' if r.mean_rank is not None else '<td data-v="">—</td>'
         body.append(f'<tr class="{r.kind}"><td>{html.escape(r.name)}</td>{cells}{rank}</tr>')
     return f'<table class="lb" id="leaderboard"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
+def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]], run_label: str = "",
+                   copy_images: bool = True) -> str:
     ev = e.evaluation
     title = f"{e.model} · {column_name((e.task, e.setting))}"
-    slug = _slug(e.task, e.setting, e.model, str(e.run))
+    slug = _slug(e.task, e.setting, e.model, run_label or e.run.name)
     figs = []
     metrics = ev.get("metrics", {})
     if isinstance(metrics.get("confusion_matrix"), dict):
@@ -306,41 +321,133 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]]) -> str:
         plot_curves(curves, f"label efficiency · {title}", p)
         figs.append(f'<img class="plot curve" alt="label-efficiency curve {html.escape(title)}" src="img/{p.name}">')
     wrong = _spread([(i, r) for i, r in rows if r.get("try", 0) == 0 and not r.get("correct")])
-    samples_rel = os.path.relpath(e.run / "samples.jsonl", out)
+    browse = "samples.html#" + urllib.parse.urlencode({"task": e.task, "setting": e.setting, "model": e.model})
     examples = []
     for line, r in wrong[:MAX_EXAMPLES]:
         thumb = out / "thumbs" / f"{_slug(str(r.get('image')))}.jpg"
-        img = (f'<img alt="{html.escape(r["id"])}" src="thumbs/{thumb.name}">' if _thumbnail(r.get("image"), thumb)
-               else '<div class="noimg">(image not found)</div>')
+        if not copy_images:
+            img = '<div class="noimg">(image not copied: licence)</div>'
+        elif _thumbnail(r.get("image"), thumb):
+            img = f'<img alt="{html.escape(r["id"])}" src="thumbs/{thumb.name}">'
+        else:
+            img = '<div class="noimg">(image not found)</div>'
         pred = r.get("parsed") or ("error" if r.get("error") else "invalid")
+        shown = {k: v for k, v in r.items() if k != "image"}  # no machine paths in the page
         examples.append(
             f'<div class="ex">{img}<br>{html.escape(_short(r["id"], 30))}<br>true: {html.escape(str(r["label"]))}'
-            f'<br>pred: {html.escape(str(pred))}<details><summary><a href="{html.escape(samples_rel)}">samples.jsonl'
-            f'</a> line {line}</summary><pre>{html.escape(json.dumps(r, ensure_ascii=False, indent=1))}</pre>'
-            f'</details></div>')
-    more = f"<p>{len(wrong) - MAX_EXAMPLES} more misclassified in samples.jsonl</p>" if len(wrong) > MAX_EXAMPLES else ""
+            f'<br>pred: {html.escape(str(pred))}<details><summary>samples.jsonl line {line}</summary><pre>'
+            f'{html.escape(json.dumps(shown, ensure_ascii=False, indent=1))}</pre></details></div>')
+    more = f"<p>{len(wrong) - MAX_EXAMPLES} more misclassified</p>" if len(wrong) > MAX_EXAMPLES else ""
+    link = (f'<p><a href="{html.escape(browse)}">browse all {len(first_try)} samples</a> · <a href="'
+            f'{html.escape(browse + "&outcome=wrong")}">the {len(wrong)} misclassified</a></p>')
     ex_html = (f"<h4>misclassified ({len(wrong)} of {len(first_try)})"
                f"</h4>{''.join(examples)}{more}") if wrong else "<p>no misclassified samples</p>"
     return (f'<section class="entry" id="e-{slug}"><h3>{html.escape(title)}</h3><p>n = {ev.get("n")}, run '
-            f'{html.escape(str(e.run))}</p><div class="figs">{"".join(figs)}</div>{ex_html}</section>')
+            f'{html.escape(run_label)}</p><div class="figs">{"".join(figs)}</div>{link}{ex_html}</section>')
 
 
-def render_html(board: Board, table: Table, out: Path) -> Path:
+def _tabs(tables: list[Table]) -> str:
+    if len(tables) == 1:
+        return _table_html(tables[0])
+    buttons = "".join(f'<button class="tab" data-tab="{i}">{html.escape(tb.metric)}</button>' for i, tb in enumerate(tables))
+    panes = "".join(f'<div class="pane" data-pane="{i}"{"" if i == 0 else " hidden"}>{_table_html(tb)}</div>'
+                    for i, tb in enumerate(tables))
+    return f'<div class="tabs">{buttons}</div>{panes}'
+
+
+def _groups_html(groups) -> str:
+    if not groups or not any(g.scores for g in groups):
+        return ""
+    models = list(dict.fromkeys(m for g in groups for m in g.scores))
+    head = "".join(f"<th>{html.escape(g.domain)} mean</th><th>{html.escape(g.domain)} win rate</th>" for g in groups)
+    body = []
+    for m in models:
+        cells = ""
+        for g in groups:
+            s = g.scores.get(m)
+            mean = f"{s.mean:.3f} ({s.cells}/{len(g.columns)})" if s and s.mean is not None else "—"
+            win = f"{s.win_rate:.2f}" if s and s.win_rate is not None else "—"
+            cells += f"<td>{mean}</td><td>{win}</td>"
+        body.append(f"<tr><td>{html.escape(m)}</td>{cells}</tr>")
+    return (f'<h3>task groups</h3><table class="lb groups"><thead><tr><th>model</th>{head}</tr></thead><tbody>'
+            f'{"".join(body)}</tbody></table>')
+
+
+def _models_html(rows: list[dict]) -> str:
+    from cytoreg.report.summaries import MODEL_FIELDS
+
+    head = "".join(f"<th>{f.replace('_', ' ')}</th>" for f in MODEL_FIELDS)
+    body = []
+    for r in rows:
+        cells = []
+        for f in MODEL_FIELDS:
+            v = r.get(f)
+            if f == "homepage" and isinstance(v, str) and v.startswith(("https://", "http://")):
+                cells.append(f'<td><a href="{html.escape(v)}">{html.escape(v)}</a></td>')
+            else:
+                cells.append(f"<td>{html.escape('' if v is None else ('yes' if v is True else 'no' if v is False else str(v)))}</td>")
+        body.append(f"<tr><td>{html.escape(r['model'])}</td>{''.join(cells)}</tr>")
+    return (f'<h2>models</h2><table class="lb meta"><thead><tr><th>model</th>{head}</tr></thead><tbody>'
+            f'{"".join(body)}</tbody></table>')
+
+
+def _efficiency_html(effs) -> str:
+    if not any(e.requests or e.tokens_in or e.latency_p50 is not None for e in effs):
+        return ""
+    body = "".join(
+        f"<tr><td>{html.escape(e.model)}</td><td>{e.requests}</td><td>{e.cached}</td><td>{e.tokens_in}</td>"
+        f"<td>{e.tokens_out}</td><td>{'' if e.cost is None else f'{e.cost:.4f} {html.escape(e.currency)}'}</td>"
+        f"<td>{'' if e.latency_p50 is None else f'{e.latency_p50:.2f}'}</td>"
+        f"<td>{'' if e.latency_p95 is None else f'{e.latency_p95:.2f}'}</td></tr>" for e in effs)
+    return ('<h2>efficiency</h2><table class="lb eff"><thead><tr><th>model</th><th>requests sent</th><th>cached</th>'
+            '<th>tokens in</th><th>tokens out</th><th>cost (list price)</th><th>latency p50 (s)</th>'
+            f'<th>latency p95 (s)</th></tr></thead><tbody>{body}</tbody></table>')
+
+
+def _provenance_html(prov: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(str(r['created']))}</td>"
+        f"<td>{html.escape(str(r['cytoreg']))}</td><td>{html.escape(str(r['seed']))}</td>"
+        f"<td>{html.escape(str(r['limit'] or ''))}</td><td>"
+        + html.escape("; ".join(f"{t} {i['spec_hash']} (n={i['n_test']})" for t, i in r["tasks"].items()))
+        + "</td><td>" + html.escape("; ".join(f"{m} {h}" for m, h in r["models"].items())) + "</td></tr>"
+        for r in prov["runs"])
+    return (f'<details class="prov"><summary>provenance: {html.escape(prov["generator"])}, '
+            f'{html.escape(prov["created"])}</summary><table class="lb"><thead><tr><th>run</th><th>created</th>'
+            '<th>cytoreg</th><th>seed</th><th>limit</th><th>task spec hashes (n)</th><th>model spec hashes</th>'
+            f'</tr></thead><tbody>{rows}</tbody></table><p>machine-readable: <a href="provenance.json">'
+            'provenance.json</a></p></details>')
+
+
+def render_html(board: Board, tables: Table | list[Table], out: Path, include_images: bool = False,
+                extra: dict | None = None) -> Path:
+    """``extra``: pre-computed ``groups`` (per table), ``models``, ``efficiency``, ``provenance``."""
+    from cytoreg.report.explorer import may_copy_images
+
+    tables = [tables] if isinstance(tables, Table) else list(tables)
+    extra = extra or {}
     (out / "img").mkdir(parents=True, exist_ok=True)
     (out / "thumbs").mkdir(exist_ok=True)
     samples = {run: _samples(run) for run in dict.fromkeys(e.run for e in board.entries.values())}
     sections = []
     for col in board.columns:
-        parts = [_entry_section(board.entries[(col[0], col[1], m)], out, samples[board.entries[(col[0], col[1], m)].run])
+        parts = [_entry_section(board.entries[(col[0], col[1], m)], out, samples[board.entries[(col[0], col[1], m)].run],
+                                board.label(board.entries[(col[0], col[1], m)].run),
+                                may_copy_images(board, col[0], include_images))
                  for m in board.models if (col[0], col[1], m) in board.entries]
         sections.append(f"<h2>{html.escape(column_name(col))}</h2>{''.join(parts)}")
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
-    runs = "".join(f"<li>{html.escape(str(r))}</li>" for r in board.runs)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(n for tb in tables for n in tb.notes))
+    notes += "".join(f"<li>{html.escape(n)}</li>" for n in extra.get("notes", []))
+    groups = "".join(_groups_html(g) for g in extra.get("groups", []))
+    metrics = ", ".join(tb.metric for tb in tables)
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>cytoreg leaderboard: '
-            f'{html.escape(table.metric)}</title><style>{CSS}</style></head><body>'
-            f"<h1>cytoreg leaderboard</h1><p>metric: <b>{html.escape(table.metric)}</b> (95% bootstrap CI); click a "
-            f"column header to sort. Baseline and paper rows stay below the models.</p>{_table_html(table)}"
-            f'<ul class="notes">{notes}</ul><details><summary>runs</summary><ul>{runs}</ul></details>'
+            f'{html.escape(metrics)}</title><style>{CSS}</style></head><body>'
+            f"<h1>cytoreg leaderboard</h1><p>metrics: <b>{html.escape(metrics)}</b> (95% bootstrap CI; n = samples "
+            "scored). Click a column header to sort. Greyed cells are incomplete or on other samples and never "
+            'ranked; baselines and paper rows stay below the models. <a href="samples.html">Browse every '
+            f"sample</a>.</p>{_tabs(tables)}{groups}"
+            f'<ul class="notes">{notes}</ul>{_models_html(extra.get("models", []))}'
+            f'{_efficiency_html(extra.get("efficiency", []))}{_provenance_html(extra["provenance"]) if "provenance" in extra else ""}'
             f"{''.join(sections)}<script>{JS}</script></body></html>")
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")

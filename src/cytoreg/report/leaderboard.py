@@ -1,212 +1,108 @@
-"""``cytoreg leaderboard``: merge run folders into one table (rows = models, columns = task ×
-setting), with confidence intervals, the best cell per column, baseline and paper-reference
-rows, and a mean rank over complete rows only. Renders Markdown, tidy CSV and (see
-:mod:`cytoreg.report.html`) a static HTML page."""
+"""``cytoreg leaderboard``: the Markdown and tidy-CSV renderers of a :class:`~cytoreg.report.board.Table`
+and the command's entry point (the HTML page is :mod:`cytoreg.report.html`). What goes into the
+table, and the rules that keep it honest, are in :mod:`cytoreg.report.board`."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cytoreg.errors import CytoregError
+from cytoreg.report.results import atomic_write
+from cytoreg.report.board import Board, Table, num, build_table, column_name, load_runs
 
-#: metrics where smaller is better (ranking and "best" marks flip)
-LOWER_IS_BETTER = {"ece", "invalid_rate", "brier"}
-#: task baseline fields that give a metric's chance level
-CHANCE = {"f1_weighted": "random_f1_weighted", "accuracy": "chance_accuracy"}
-SETTING_NAMES = {"zero_shot": "zero-shot", "few_shot": "few-shot"}
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"})
 
 
-@dataclass
-class Entry:
-    task: str
-    setting: str
-    model: str
-    evaluation: dict
-    run: Path
+def md_text(s: object) -> str:
+    """Spec-provided text (names, notes) as literal Markdown text: HTML and Markdown markup escaped."""
+    return html.escape(str(s), quote=False).translate(_MD_SPECIAL).replace("\n", " ")
 
 
-@dataclass
-class Board:
-    entries: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
-    tasks: dict[str, dict] = field(default_factory=dict)       # task name -> results["tasks"][name]
-    runs: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def columns(self) -> list[tuple[str, str]]:
-        seen: dict[tuple[str, str], None] = {}
-        for t, s, _ in self.entries:
-            seen.setdefault((t, s), None)
-        return list(seen)
-
-    @property
-    def models(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for _, _, m in self.entries:
-            seen.setdefault(m, None)
-        return list(seen)
-
-
-def column_name(col: tuple[str, str]) -> str:
-    task, setting = col
-    return f"{task} ({SETTING_NAMES.get(setting, setting)})"
-
-
-def load_runs(dirs: list[Path]) -> Board:
-    """Later runs override earlier ones for the same task × model × setting (each override noted)."""
-    board = Board()
-    for d in dirs:
-        d = Path(d)
-        path = d / "results.json" if d.is_dir() else d
-        if not path.exists():
-            raise CytoregError(f"no results.json in {d}; pass the folders given to `cytoreg eval --output`")
-        try:
-            results = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CytoregError(f"{path} is not valid JSON ({exc}); was the run interrupted while writing?") from exc
-        if results.get("schema") != "cytoreg/results/v1":
-            raise CytoregError(f"{path}: schema '{results.get('schema')}' is not cytoreg/results/v1")
-        run = path.parent
-        board.runs.append(run)
-        for name, info in results["tasks"].items():
-            old = board.tasks.get(name)
-            if old is not None and old.get("spec_hash") != info.get("spec_hash"):
-                board.notes.append(f"task '{name}' has a different spec in {run} than in an earlier run "
-                                   f"(spec hash {old.get('spec_hash')} → {info.get('spec_hash')}); the later is shown")
-            board.tasks[name] = {**info, "_run": str(run)}
-        for ev in results["evaluations"]:
-            key = (ev["task"], ev["setting"], ev["model"])
-            if key in board.entries:
-                board.notes.append(f"{ev['model']} on {column_name(key[:2])}: {run} overrides "
-                                   f"{board.entries[key].run}")
-            board.entries[key] = Entry(*key, evaluation=ev, run=run)
-    if not board.entries:
-        raise CytoregError("the given runs hold no evaluations")
-    return board
-
-
-def metric_value(ev: dict, metric: str) -> float | None:
-    v = ev.get("metrics", {}).get(metric)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-@dataclass
-class Cell:
-    value: float | None
-    low: float | None = None
-    high: float | None = None
-    best: bool = False
-
-    def text(self, digits: int = 3) -> str:
-        if self.value is None:
-            return "—"
-        s = f"{self.value:.{digits}f}"
-        if self.low is not None and self.high is not None:
-            s += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-        return s
-
-
-@dataclass
-class Row:
-    name: str
-    kind: str                      # "model", "baseline" or "reference"
-    cells: list[Cell]
-    mean_rank: float | None = None
-
-    @property
-    def complete(self) -> bool:
-        return all(c.value is not None for c in self.cells)
-
-
-@dataclass
-class Table:
-    metric: str
-    columns: list[tuple[str, str]]
-    rows: list[Row]
-    notes: list[str]
-
-
-def build_table(board: Board, metric: str) -> Table:
-    from scipy.stats import rankdata
-
-    cols = board.columns
-    notes = list(board.notes)
-    rows: list[Row] = []
-    for m in board.models:
-        cells = []
-        for t, s in cols:
-            e = board.entries.get((t, s, m))
-            if e is None:
-                cells.append(Cell(None))
-                continue
-            ci = e.evaluation.get("ci", {}).get(metric) or {}
-            cells.append(Cell(metric_value(e.evaluation, metric), ci.get("low"), ci.get("high")))
-        rows.append(Row(m, "model", cells))
-    if not any(c.value is not None for r in rows for c in r.cells):
-        known = sorted({k for e in board.entries.values() for k, v in e.evaluation.get("metrics", {}).items()
-                        if isinstance(v, (int, float))})
-        raise CytoregError(f"no evaluation has the metric '{metric}'; scalar metrics in these runs: {', '.join(known)}")
-    lower = metric in LOWER_IS_BETTER
-    for j in range(len(cols)):
-        vals = [r.cells[j].value for r in rows if r.cells[j].value is not None]
-        if vals:
-            best = min(vals) if lower else max(vals)
-            for r in rows:
-                r.cells[j].best = r.cells[j].value == best
-    complete = [r for r in rows if r.complete]
-    if complete and cols:
-        for j in range(len(cols)):
-            vals = [r.cells[j].value for r in complete]
-            ranks = rankdata(vals if lower else [-v for v in vals], method="average")
-            for r, rank in zip(complete, ranks):
-                r.mean_rank = (r.mean_rank or 0.0) + float(rank) / len(cols)
-    incomplete = [r.name for r in rows if not r.complete]
-    if incomplete:
-        missing = {r.name: [column_name(c) for c, cell in zip(cols, r.cells) if cell.value is None] for r in rows
-                   if not r.complete}
-        notes.append("mean rank is over complete rows only; incomplete: " +
-                     "; ".join(f"{name} (missing {', '.join(cs)})" for name, cs in missing.items()))
-    # chance level and the papers' numbers, as their own rows
-    chance_field = CHANCE.get(metric)
-    if chance_field:
-        cells = [Cell(_num(board.tasks.get(t, {}).get("baselines", {}).get(chance_field))) for t, _ in cols]
-        if any(c.value is not None for c in cells):
-            rows.append(Row(f"chance ({chance_field}, expected)", "baseline", cells))
-    refs: dict[str, list[Cell]] = {}
-    for j, (t, _) in enumerate(cols):
-        ref = board.tasks.get(t, {}).get("reference") or {}
-        values = dict(ref.get("values") or {}) if ref.get("metric") == metric else {}
-        if metric == "f1_weighted" and ref.get("random_f1_weighted") is not None:
-            values["random baseline"] = ref["random_f1_weighted"]
-        for name, v in values.items():
-            refs.setdefault(f"paper: {name}", [Cell(None) for _ in cols])[j] = Cell(_num(v))
-    rows += [Row(name, "reference", cells) for name, cells in refs.items()]
-    return Table(metric, cols, rows, notes)
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def markdown_cell(c, digits: int = 3) -> str:
+    """``**0.812 [0.780, 0.840]** n=407``; incomplete and off-sample cells in italics with the reason."""
+    if c.value is None:
+        return "—"
+    text = f"**{c.text(digits)}**" if c.best else c.text(digits)
+    if c.incomplete or c.mixed:
+        text = f"*{text}*"
+    quals = c.qualifiers()
+    return f"{text} ({', '.join(quals)})" if quals else text
 
 
 def render_markdown(table: Table, digits: int = 3) -> str:
-    head = ["model", *[column_name(c) for c in table.columns], "mean rank"]
-    lines = [f"**{table.metric}** (95% bootstrap CI in brackets; best per column in bold)", "",
+    head = ["model", *[md_text(column_name(c)) for c in table.columns], "mean rank"]
+    lines = [f"**{md_text(table.metric)}** (95% bootstrap CI in brackets, n = samples scored; best complete, comparable "
+             "cell per column in bold)", "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in table.rows:
-        name = r.name if r.kind == "model" else f"*{r.name}*"
-        cells = [f"**{c.text(digits)}**" if c.best and r.kind == "model" else c.text(digits) for c in r.cells]
+        name = md_text(r.name) if r.kind == "model" else f"*{md_text(r.name)}*"
+        cells = [markdown_cell(c, digits) if r.kind in ("model", "baseline") else c.text(digits) for c in r.cells]
         rank = f"{r.mean_rank:.2f}" if r.mean_rank is not None else ("—" if r.kind == "model" else "")
         lines.append("| " + " | ".join([name, *cells, rank]) + " |")
     if table.notes:
-        lines += [""] + [f"- {n}" for n in table.notes]
+        lines += [""] + [f"- {md_text(n)}" for n in table.notes]
     return "\n".join(lines) + "\n"
 
 
-TIDY_COLUMNS = ["task", "setting", "model", "metric", "value", "ci_low", "ci_high", "n", "run"]
+def render_groups_md(groups) -> str:
+    if not groups or not any(g.scores for g in groups):
+        return ""
+    models = list(dict.fromkeys(m for g in groups for m in g.scores))
+    head = ["model"] + [f"{md_text(g.domain)} {what}" for g in groups for what in ("mean", "win rate")]
+    lines = ["task groups (mean over the group's columns the model has, and mean win rate against the other "
+             "models; baselines excluded)", "", "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for m in models:
+        cells = []
+        for g in groups:
+            s = g.scores.get(m)
+            cells.append(f"{s.mean:.3f} ({s.cells}/{len(g.columns)})" if s and s.mean is not None else "—")
+            cells.append(f"{s.win_rate:.2f}" if s and s.win_rate is not None else "—")
+        lines.append("| " + " | ".join([md_text(m), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_models_md(rows: list[dict]) -> str:
+    from cytoreg.report.summaries import MODEL_FIELDS
+
+    head = ["model", *MODEL_FIELDS]
+    lines = ["| " + " | ".join(h.replace("_", " ") for h in head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in rows:
+        vals = [r.get(f) for f in head]
+        lines.append("| " + " | ".join("" if v is None else "yes" if v is True else "no" if v is False else md_text(v)
+                                       for v in vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_efficiency_md(effs) -> str:
+    if not any(e.requests or e.tokens_in or e.latency_p50 is not None for e in effs):
+        return ""
+    lines = ["| model | requests sent | cached | tokens in | tokens out | cost (list price) | latency p50 (s) | "
+             "latency p95 (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in effs:
+        cost = "" if e.cost is None else f"{e.cost:.4f} {e.currency}"
+        p50 = "" if e.latency_p50 is None else f"{e.latency_p50:.2f}"
+        p95 = "" if e.latency_p95 is None else f"{e.latency_p95:.2f}"
+        lines.append(f"| {md_text(e.model)} | {e.requests} | {e.cached} | {e.tokens_in} | {e.tokens_out} | {cost} | "
+                     f"{p50} | {p95} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_provenance_md(prov: dict) -> str:
+    lines = [f"generated by {prov['generator']} on {prov['created']}", ""]
+    for r in prov["runs"]:
+        tasks = ", ".join(f"{t} {i['spec_hash']} (n={i['n_test']})" for t, i in r["tasks"].items())
+        models = ", ".join(f"{m} {h}" for m, h in r["models"].items())
+        lim = f", limit {r['limit']}" if r["limit"] else ""
+        lines.append(f"- run {md_text(r['run'])}: created {r['created']}, cytoreg {r['cytoreg']}, seed {r['seed']}{lim}; "
+                     f"tasks {md_text(tasks)}; models {md_text(models)}")
+    return "\n".join(lines) + "\n"
+
+
+TIDY_COLUMNS = ["task", "setting", "model", "metric", "value", "ci_low", "ci_high", "n", "coverage", "status",
+                "run"]
 
 
 def render_csv(board: Board) -> str:
@@ -216,12 +112,12 @@ def render_csv(board: Board) -> str:
     w.writerow(TIDY_COLUMNS)
     for (t, s, m), e in board.entries.items():
         for metric, v in e.evaluation.get("metrics", {}).items():
-            v = _num(v)
+            v = num(v)
             if v is None:
                 continue
             ci = e.evaluation.get("ci", {}).get(metric) or {}
-            w.writerow([t, s, m, metric, repr(v), _fmt(ci.get("low")), _fmt(ci.get("high")), e.evaluation.get("n"),
-                        str(e.run)])
+            w.writerow([t, s, m, metric, repr(v), _fmt(ci.get("low")), _fmt(ci.get("high")), e.n,
+                        _fmt(e.coverage), e.status, board.label(e.run)])
     return buf.getvalue()
 
 
@@ -229,20 +125,55 @@ def _fmt(v: Any) -> str:
     return "" if v is None else repr(float(v))
 
 
-def write_leaderboard(dirs: list[Path], out: Path, metric: str = "f1_weighted",
-                      formats: tuple[str, ...] = ("md", "csv", "html")) -> dict[str, Path]:
+def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1_weighted",
+                      formats: tuple[str, ...] = ("md", "csv", "html"), allow_mixed: bool = False,
+                      include_images: bool = False) -> dict[str, Path]:
+    """One table per metric; task groups, model metadata, efficiency and provenance beside them. The
+    folder is self-contained (relative links, copied sample rows and permitted images, no machine
+    paths), so it can be moved, zipped or published."""
+    from cytoreg.report.explorer import collect_latencies
+    from cytoreg.report.summaries import efficiency, group_summaries, model_rows, provenance
+
+    metrics = [metric] if isinstance(metric, str) else list(metric)
     board = load_runs(dirs)
-    table = build_table(board, metric)
+    tables = [build_table(board, m, allow_mixed=allow_mixed) for m in metrics]
+    groups = [group_summaries(board, tb) for tb in tables]
+    models = model_rows(board)
+    effs = efficiency(board, collect_latencies(board))
+    prov = provenance(board)
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "provenance.json", json.dumps(prov, indent=2, ensure_ascii=False))
     written: dict[str, Path] = {}
     if "md" in formats:
+        parts = []
+        for tb, g in zip(tables, groups):
+            parts += [render_markdown(tb), render_groups_md(g)]
+        parts += ["## models\n", render_models_md(models), "## efficiency\n", render_efficiency_md(effs),
+                  "## provenance\n", render_provenance_md(prov)]
         written["md"] = out / "leaderboard.md"
-        written["md"].write_text(render_markdown(table))
+        atomic_write(written["md"], "\n".join(p for p in parts if p))
     if "csv" in formats:
         written["csv"] = out / "leaderboard.csv"
-        written["csv"].write_text(render_csv(board))
+        atomic_write(written["csv"], render_csv(board))
     if "html" in formats:
+        from cytoreg.report.explorer import write_explorer
         from cytoreg.report.html import render_html
 
-        written["html"] = render_html(board, table, out)
+        samples = write_explorer(board, out, include_images)
+        written["html"] = render_html(board, tables, out, include_images,
+                                      {"groups": groups, "models": models, "efficiency": effs, "provenance": prov,
+                                       "notes": _image_notes(board, include_images)})
+        written["samples"] = samples
     return written
+
+
+def _image_notes(board: Board, include_images: bool) -> list[str]:
+    from cytoreg.report.explorer import may_copy_images
+
+    if include_images:
+        return ["--include-images: images of every task were copied, including tasks whose licence forbids "
+                "redistribution; do not publish this folder"] if any(
+            i.get("redistributable") is False for i in board.tasks.values()) else []
+    return [f"images of '{t}' are not copied (its licence does not allow redistribution); pass --include-images "
+            "for a private copy" for t in sorted({e.task for e in board.entries.values()})
+            if not may_copy_images(board, t, False)]

@@ -47,6 +47,9 @@ def atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files others may read
     os.replace(tmp, path)
 
 
@@ -70,6 +73,7 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
                 "chance_accuracy": statistics.chance_accuracy(y, prep.labels),
             },
             "reference": spec.get("reference"),
+            **{k: spec.get(k) for k in ("domain", "citation", "license", "redistributable") if spec.get(k) is not None},
         }
         if spec.get("_group"):
             tasks_out[name]["group"] = spec.get("_group")

@@ -77,19 +77,79 @@ def export_review(run: Path, out: Path, task: str, model: str, per_class: int = 
     (out / "key.json").write_text(json.dumps({"run": str(run), "task": task, "model": model, "setting": setting,
                                               "per_class": per_class, "seed": seed, "shortfalls": shortfalls,
                                               "items": key}, indent=2))
-    scale = "".join(f"<li>{k} – {v}</li>" for k, v in SCALE.items())
-    cards = "".join(
-        f'<div class="item"><h3>Cell {s["item"]}</h3><img src="{html.escape(s["image"])}" alt="cell {s["item"]}">'
-        f'<p class="ask">First classify the cell yourself, then read the explanation.</p><details><summary>'
-        f'explanation</summary><pre>{html.escape(s["explanation"])}</pre></details></div>' for s in sheet)
-    (out / "review.html").write_text(
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Explanation review</title><style>'
-        f"body{{font-family:system-ui,sans-serif;margin:24px;max-width:900px}}.item{{border-top:1px solid #ccc;"
-        f"padding:12px 0}}img{{max-width:360px}}pre{{white-space:pre-wrap}}</style></head><body>"
-        f"<h1>Explanation review</h1><p>For each cell: write your own cell type in <code>expert_label</code>, then "
-        f"rate how well the explanation matches the cell's morphology in <code>rating</code> of review.csv:</p>"
-        f"<ul>{scale}</ul>{cards}</body></html>", encoding="utf-8")
+    (out / "review.html").write_text(review_form(sheet), encoding="utf-8")
     return {"items": len(sheet), "shortfalls": shortfalls, "out": str(out)}
+
+
+def review_form(sheet: list[dict]) -> str:
+    """The blinded sheet as an offline HTML form: per cell a rating (1-5), the expert's own label and
+    mistakes; answers are kept in the browser (localStorage) and downloaded as a ``review.csv`` with
+    the columns of the CSV sheet, which ``cytoreg review import --ratings`` reads."""
+    scale = "".join(f"<li>{k} – {html.escape(v)}</li>" for k, v in SCALE.items())
+    cards = []
+    for s in sheet:
+        i = int(s["item"])
+        radios = "".join(f'<label><input type="radio" name="rating-{i}" value="{k}"> {k} {html.escape(v)}</label> '
+                         for k, v in SCALE.items())
+        cards.append(
+            f'<div class="item" data-item="{i}"><h3>Cell {i}</h3><img src="{html.escape(s["image"])}" alt="cell {i}">'
+            f'<p class="ask">First classify the cell yourself, then read the explanation.</p>'
+            f'<label>your cell type <input class="expert" name="expert-{i}" type="text"></label>'
+            f'<details><summary>explanation</summary><pre>{html.escape(s["explanation"])}</pre></details>'
+            f'<fieldset><legend>rating</legend>{radios}</fieldset>'
+            f'<label>mistakes in the explanation <textarea class="mistakes" name="mistakes-{i}" rows="2"></textarea>'
+            f'</label></div>')
+    data = json.dumps([{k: s[k] for k in ("item", "image", "explanation")} for s in sheet],
+                      ensure_ascii=False).replace("</", "<\\/")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Explanation review</title><style>'
+            "body{font-family:system-ui,sans-serif;margin:24px;max-width:900px}.item{border-top:1px solid #ccc;"
+            "padding:12px 0}img{max-width:360px;display:block}pre{white-space:pre-wrap}fieldset{margin:8px 0}"
+            "textarea{width:100%}#bar{position:sticky;top:0;background:#fff;padding:8px 0;border-bottom:1px solid #ccc}"
+            "</style></head><body><h1>Explanation review</h1><p>For each cell: write your own cell type, then "
+            f"open the explanation and rate how well it matches the cell's morphology:</p><ul>{scale}</ul>"
+            '<div id="bar"><button id="download">Download review.csv</button> <span id="progress"></span> '
+            "<small>(answers are kept in this browser until you download them; send the CSV back)</small></div>"
+            f'{"".join(cards)}<script id="sheet" type="application/json">{data}</script><script>{REVIEW_JS}</script>'
+            "</body></html>")
+
+
+REVIEW_JS = r"""
+(function(){
+var sheet = JSON.parse(document.getElementById('sheet').textContent);
+var KEY = 'cytoreg-review:' + location.pathname;
+var saved = {}; try { saved = JSON.parse(localStorage.getItem(KEY) || '{}'); } catch (e) {}
+function read(i){
+  var r = document.querySelector('input[name="rating-' + i + '"]:checked');
+  return {rating: r ? r.value : '', expert_label: document.querySelector('[name="expert-' + i + '"]').value,
+          mistakes: document.querySelector('[name="mistakes-' + i + '"]').value};
+}
+function progress(){
+  var done = sheet.filter(function(s){ return read(s.item).rating; }).length;
+  document.getElementById('progress').textContent = done + ' of ' + sheet.length + ' rated';
+}
+sheet.forEach(function(s){
+  var v = saved[s.item] || {};
+  if (v.rating) { var r = document.querySelector('input[name="rating-' + s.item + '"][value="' + v.rating + '"]'); if (r) r.checked = true; }
+  document.querySelector('[name="expert-' + s.item + '"]').value = v.expert_label || '';
+  document.querySelector('[name="mistakes-' + s.item + '"]').value = v.mistakes || '';
+});
+document.addEventListener('input', function(){
+  var all = {}; sheet.forEach(function(s){ all[s.item] = read(s.item); });
+  try { localStorage.setItem(KEY, JSON.stringify(all)); } catch (e) {}
+  progress();
+});
+function q(v){ return '"' + String(v).replace(/"/g, '""') + '"'; }
+document.getElementById('download').addEventListener('click', function(){
+  var lines = ['item,image,explanation,rating,expert_label,mistakes'];
+  sheet.forEach(function(s){ var a = read(s.item);
+    lines.push([s.item, q(s.image), q(s.explanation), a.rating, q(a.expert_label), q(a.mistakes)].join(',')); });
+  var blob = new Blob([lines.join('\r\n') + '\r\n'], {type: 'text/csv'});
+  var a = document.createElement('a'); a.href = URL.createObjectURL(blob); a.download = 'review.csv';
+  document.body.appendChild(a); a.click(); a.remove();
+});
+progress();
+})();
+"""
 
 
 def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:

@@ -2,23 +2,20 @@
 
 Each sample carries its own options; the label set is the option numbers ("1".."5"). The
 shots are fixed cases (by default the oldest ``prompts.mcq.shots`` by date, as in seed B) and
-are never tested. Replies are matched against that sample's option texts, its numbers and
-letters. Accuracy is also reported per difficulty stratum: the share of human readers who
-chose the right answer, cut into equal intervals."""
+are never tested. Replies are read against that sample's option texts, numbers and letters
+(answers.OptionReader). Accuracy is also reported per difficulty stratum: the share of human
+readers who chose the right answer, cut into equal intervals."""
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
-from cytoreg.answers import AnswerExtractor, Extraction
+from cytoreg.answers import LETTERS, Extraction, OptionReader
 from cytoreg.errors import DataError, IncompatibleError
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
 from cytoreg.registry.builtins import SOURCES
 from cytoreg.tasks import sampling
 from cytoreg.tasks.kinds import PreparedTask
 from cytoreg.tasks.samples import Sample
-
-LETTERS = "ABCDEFGHIJ"
 
 
 class MCQKind:
@@ -85,18 +82,9 @@ class MCQKind:
 
     # -- answers ----------------------------------------------------------------------
     def extract(self, sample: Sample, text: str) -> Extraction:
-        """Option text, "3", "3.", "C", "(C)", "Answer: 3" → the option number; two options → invalid."""
-        options = sample.meta["options"]
-        aliases = {str(i + 1): [options[i], f"option {i + 1}", f"option {LETTERS[i]}", f"({LETTERS[i]})"]
-                   for i in range(len(options))}
-        ex = AnswerExtractor(self.labels, aliases).extract(text)
-        if ex.label is None:
-            m = re.fullmatch(r"\s*(?:answer\s*[:：]\s*)?\(?([A-Ea-e1-5])[\).:]?\s*(?:[.:\-–]\s*.*)?", text or "",
-                             flags=re.S | re.I)
-            if m:
-                c = m.group(1).upper()
-                return Extraction(str(LETTERS.index(c) + 1) if c.isalpha() else c, "option_marker", c)
-        return ex
+        """The option a reply chose (answers.OptionReader): explicit markers ("C", "(C)", "Answer: 3",
+        "the answer is C", a last line "C. Sarcoidosis") or one option's text; two options → invalid."""
+        return OptionReader(sample.meta["options"]).extract(text)
 
     def judge_prompt(self, sample: Sample) -> str:
         """Answer cleaning for MCQ: the judge names the option number the reply chose."""
