@@ -31,6 +31,9 @@ MODEL = {
     "execution.max_retries": DIRECT, "execution.initial_backoff": DIRECT, "execution.max_backoff": DIRECT,
     "execution.timeout": DIRECT,
     "execution.circuit_breaker": "test_trust.py::test_circuit_breaker_stops_after_k_consecutive_failures_of_one_kind",
+    # leaderboard metadata: recorded in results.json (models.<m>.meta) and shown in the model table
+    "parameters": DIRECT, "open_weights": DIRECT, "release": DIRECT, "price": DIRECT,
+    "price.input_per_mtok": DIRECT, "price.output_per_mtok": DIRECT, "price.currency": DIRECT, "price.as_of": DIRECT,
 }
 
 TASK = {
@@ -107,6 +110,8 @@ TASK = {
     "explain": "test_explain.py::test_explain_run_end_to_end",
     "explain.features": "test_explain.py::test_explain_run_end_to_end",
     "findings": "test_probes.py::test_padchest_findings_become_binary_views_with_a_mean_auc",
+    "redistributable": "test_report_browser.py::test_task_that_may_not_be_redistributed_gets_no_image_copies",
+    "domain": DIRECT,
 }
 
 
@@ -458,3 +463,30 @@ def test_probe_head_fields_change_the_fit():
     curves = probe_heads.curve({"curve_metrics": ["accuracy"], "repeats": 2}, X, y, Xt, y[:20], labels, [5],
                                probe_heads.subsample_per_class, lambda yt, yp, pr: {"accuracy": 1.0, "f1": 0.0})
     assert list(curves) == ["accuracy"]
+
+
+def test_leaderboard_metadata_fields_reach_results_and_the_cost(tmp_path):
+    from fake_openai import FakeOpenAI
+    from cytoreg.engine.runner import EvalConfig, evaluate
+    from cytoreg.report.board import load_runs
+    from cytoreg.report.summaries import domain_of, efficiency, model_rows
+
+    with FakeOpenAI() as srv:
+        d = tmp_path / "specs"
+        d.mkdir()
+        (d / "m.yaml").write_text(
+            "spec: model/v1\nname: m\nadapter: openai\n"
+            f"params: {{model: x, base_url: '{srv.base_url}'}}\nparameters: 7B\nopen_weights: true\n"
+            "release: 2024-05\nprice: {input_per_mtok: 2.5, output_per_mtok: 10, currency: EUR, as_of: 2025-01}\n")
+        (d / "t.yaml").write_text("spec: task/v1\nname: t\nextends: demo\nsettings: [zero_shot]\n"
+                                  "domain: blood-smears\n")
+        evaluate(EvalConfig(["t"], ["m"], output=tmp_path / "run", include=[str(d)], progress=False, bootstrap=0,
+                            limit=4))
+    board = load_runs([tmp_path / "run"])
+    row = next(r for r in model_rows(board) if r["model"] == "m")
+    assert (row["parameters"], row["open_weights"], row["release"]) == ("7B", True, "2024-05")
+    assert row["price"]["as_of"] == "2025-01"
+    eff = next(e for e in efficiency(board, {}) if e.model == "m")
+    assert (eff.tokens_in, eff.tokens_out) == (40, 12)  # the fake server's usage: 10 in, 3 out per request
+    assert eff.cost == pytest.approx((40 * 2.5 + 12 * 10) / 1e6) and eff.currency == "EUR"
+    assert domain_of(board, "t") == "blood-smears"
