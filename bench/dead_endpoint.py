@@ -29,13 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(case: str, url: str, tmp: Path) -> None:
+def run(case: str, url: str, tmp: Path, server=None) -> None:
     d = tmp / case
     d.mkdir()
     (d / "t.yaml").write_text("spec: task/v1\nname: forty\nextends: demo\nsampling: {test_per_class: 4}\n"
                               "settings: [zero_shot]\n")
     (d / "m.yaml").write_text(f"spec: model/v1\nname: dead\nadapter: openai\nparams: {{model: some-vlm, base_url: '{url}'}}\n")
     env = dict(os.environ, PYTHONPATH=args.src, OPENAI_API_KEY="sk-bench-not-a-key")
+    before = len(server.requests) if server else 0
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "cytoreg.cli", "eval", "--tasks", "forty", "--models", "dead",
                         "--include", str(d), "--limit", "40", "--no-progress", "--bootstrap", "20",
@@ -43,7 +44,8 @@ def run(case: str, url: str, tmp: Path) -> None:
     dt = time.perf_counter() - t0
     scored = "f1_weighted" in r.stdout and "0.000 [0.000, 0.000]" in r.stdout
     first = next((l for l in r.stderr.splitlines() if "stopped" in l or "error" in l.lower()), "")[:160]
-    print(f"{case:8s} {dt:7.1f} s  exit {r.returncode}  zero score printed: {scored}  | {first}", flush=True)
+    sent = f"{len(server.requests) - before:3d} requests" if server else "      -     "
+    print(f"{case:8s} {dt:7.1f} s  {sent}  exit {r.returncode}  zero score printed: {scored}  | {first}", flush=True)
 
 
 with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(script=[401] * 10000) as s401, \
@@ -52,4 +54,4 @@ with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(script=[401] * 10000) as s
             "dns": "http://cytoreg-dead-endpoint.invalid/v1"}
     print(f"source: {args.src}")
     for case in args.cases.split(","):
-        run(case, urls[case], Path(tmp))
+        run(case, urls[case], Path(tmp), {"401": s401, "404": s404}.get(case))
