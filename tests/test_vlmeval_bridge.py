@@ -8,6 +8,7 @@ import ssl
 
 import pytest
 
+from cytoreg.errors import DataError
 from cytoreg.models.base import ChatRequest, Message, TextPart
 from cytoreg.models.vlmeval_bridge import to_vlmeval
 
@@ -30,13 +31,24 @@ def test_message_conversion_keeps_order_and_puts_system_first(tmp_path):
     from cytoreg.tasks.samples import ImageRef
     from cytoreg.models.base import ImagePart
 
-    img = ImageRef(loader=lambda: b"\x89PNG\r\n\x1a\nxx", description="in-memory")
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 2), (9, 8, 7)).save(buf, "PNG")
+    png = buf.getvalue()
+    img = ImageRef(loader=lambda: png, description="in-memory")
     req = ChatRequest([Message("user", [TextPart("a"), ImagePart(img), TextPart("b")]),
                        Message("system", [TextPart("sys")])], {})
     out = to_vlmeval(req, tmp_path)
     assert [(m["type"], m["value"] if m["type"] == "text" else os.path.splitext(m["value"])[1]) for m in out] == \
         [("text", "sys"), ("text", "a"), ("image", ".png"), ("text", "b")]
-    assert open(out[2]["value"], "rb").read() == b"\x89PNG\r\n\x1a\nxx"
+    assert open(out[2]["value"], "rb").read() == png  # a clean PNG is passed as it is
+    # an undecodable image never reaches VLMEvalKit
+    bad = ImageRef(loader=lambda: b"\x89PNG\r\n\x1a\nxx", description="in-memory")
+    with pytest.raises(DataError, match="^in-memory: does not decode: "):
+        to_vlmeval(ChatRequest([Message("user", [ImagePart(bad)])], {}), tmp_path)
 
 
 def test_bridge_runs_in_a_worker_process_and_maps_failures(tmp_path):

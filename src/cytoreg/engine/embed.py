@@ -1,6 +1,7 @@
 """Batched image embedding: DataLoader workers read, decode and preprocess images while the
 main process encodes the previous batch. Images whose embedding is already in the embedding
-cache are never decoded. Imported only when a local embedding model runs (imports torch)."""
+cache are never decoded. Decoding is :func:`cytoreg.images.open_image` (orientation, mode, bomb
+and truncation checks); a failure is that sample's error, naming the file. Imported only when a local embedding model runs (imports torch)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cytoreg.errors import CytoregError
-from cytoreg.tasks.samples import ImageRef, open_image
+from cytoreg.images import open_image
+from cytoreg.tasks.samples import ImageRef
 
 #: (indices in the caller's list, embeddings (n, d), [(index, error message)])
 BatchCallback = Callable[[list[int], np.ndarray, list[tuple[int, str]]], None]
@@ -39,7 +41,7 @@ class _Images(Dataset):
         i = self.positions[j]
         ref = self.refs[i]
         try:
-            return i, self.preprocess(open_image(ref.read_bytes(), str(ref))), None
+            return i, self.preprocess(open_image(ref)), None  # the one decode path (cytoreg.images)
         except CytoregError as exc:
             return i, None, str(exc)
         except Exception as exc:  # a preprocessing failure is one sample's failure, not the run's

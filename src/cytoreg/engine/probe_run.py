@@ -16,6 +16,15 @@ from cytoreg.tasks import probe_heads
 from cytoreg.tasks.samples import sha256
 
 
+def _sha_or_marker(sample, i: int) -> str:
+    """The image's SHA-256; for a missing / unreadable file a marker the feature store never holds,
+    so the DataLoader tries it and records that sample's error (naming the file)."""
+    try:
+        return sha256(sample.image.read_bytes())
+    except CytoregError:
+        return f"unreadable-{i}"
+
+
 def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Callable[[int], None]],
               stats: CallStats, fill_only: bool = False) -> list:
     """Evaluations per feature key; with ``fill_only`` (a shard) only the feature store is filled."""
@@ -31,7 +40,7 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
             if s.id not in where:
                 where[s.id] = len(order)
                 order.append(s)
-    shas = [sha256(s.image.read_bytes()) for s in order]
+    shas = [_sha_or_marker(s, i) for i, s in enumerate(order)]
     store = FeatureStore(Path(cache.path).parent / "features", fx.fingerprint(), fx.feature_keys())
     import time
 

@@ -194,15 +194,20 @@ def _bar(progress, label: str, total: int):
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
              cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation | list[Evaluation]:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
-    samples = prep.test
-    labels = prep.labels
     stats = CallStats()
-    usage: dict[str, int] = {}
     if setting == "probe":
         from cytoreg.engine.probe_run import run_probe
 
         return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats,
                          fill_only=cfg.shard is not None)
+    from cytoreg.engine.imagecheck import run_checked  # each test image decoded once; bad ones are error records
+
+    return run_checked(prep, adapter, setting, lambda checked: _run_checked_one(
+        cfg, kind, checked, adapter, setting, cache, progress, label, stats, judge))
+
+
+def _run_checked_one(cfg, kind, prep, adapter, setting, cache, progress, label, stats, judge):
+    samples, labels, usage = prep.test, prep.labels, {}
     if isinstance(adapter, Baseline):
         prior = statistics.class_distribution([s.label for s in samples], labels)
         preds, scores = adapter.predict([s.id for s in samples], labels, prior, cfg.seed)

@@ -26,6 +26,8 @@ class ImagePart:
     image: ImageRef
     _sha: str | None = field(default=None, repr=False)
     _bytes: bytes | None = field(default=None, repr=False)
+    #: what :meth:`payload` sent: ``original`` or ``png: <why>``
+    sent: str | None = field(default=None, repr=False)
 
     def data(self) -> bytes:
         if self._bytes is None:
@@ -37,6 +39,16 @@ class ImagePart:
         if self._sha is None:
             self._sha = sha256(self.data())
         return self._sha
+
+    def payload(self, sendable: frozenset[str]) -> tuple[bytes, str]:
+        """(bytes, MIME type) to send to an API that accepts ``sendable`` types: the file's own
+        bytes when it decodes cleanly and needs no change, else the decoded image as PNG
+        (:func:`cytoreg.images.api_image`). An image that does not decode raises
+        :class:`cytoreg.images.ImageDecodeError`: it is never sent."""
+        from cytoreg.images import api_image
+
+        data, mime, self.sent = api_image(self.data(), str(self.image), sendable)
+        return data, mime
 
     def mime(self) -> str:
         head = self.data()[:12]
@@ -194,6 +206,8 @@ class Generator(ModelAdapter):
     capability = "generator"
     #: "concurrent": requests run in a thread pool (APIs); "batched": ``generate_batch`` (local)
     mode: ClassVar[str] = "concurrent"
+    #: image types an API accepts as they are (others are sent as PNG); None for local models
+    sendable_mimes: ClassVar[frozenset[str] | None] = None
 
     def generate(self, request: ChatRequest) -> Response:
         raise NotImplementedError

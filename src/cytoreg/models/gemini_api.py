@@ -11,15 +11,15 @@ from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
 from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
 from cytoreg.models.openai_api import retry_after
-from cytoreg.tasks.samples import open_image, png_bytes
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
-SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiChat(Generator):
     mode = "concurrent"
+    sendable_mimes = SENDABLE
     params_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -101,9 +101,7 @@ class GeminiChat(Generator):
 
     @staticmethod
     def _image(part: ImagePart, types) -> Any:
-        data, mime = part.data(), part.mime()
-        if mime not in SENDABLE:
-            data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+        data, mime = part.payload(SENDABLE)  # original bytes, or PNG; never an undecodable file
         return types.Part.from_bytes(data=data, mime_type=mime)
 
     def config(self, request: ChatRequest, system: str | None) -> Any:

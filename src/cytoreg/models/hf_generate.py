@@ -103,7 +103,22 @@ class HFGenerator(Generator):
         return self.generate_batch([request])[0]
 
     def generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
+        """One padded batch; if it fails, each request alone, so a bad input fails only itself."""
         self.load()
+        try:
+            return self._generate_batch(requests)
+        except Exception:
+            if len(requests) == 1:
+                raise
+        out = []
+        for r in requests:
+            try:
+                out.append(self._generate_batch([r])[0])
+            except Exception as exc:  # this request's own failure (its image, its length), named
+                out.append(Response(error=f"{type(exc).__name__}: {exc}"))
+        return out
+
+    def _generate_batch(self, requests: Sequence[ChatRequest]) -> list[Response]:
         torch = self._torch
         rendered = [self._render(r) for r in requests]
         gen = dict(requests[0].generation)

@@ -9,9 +9,8 @@ from typing import Any
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, Response, TextPart
 from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
-from cytoreg.tasks.samples import open_image, png_bytes
 
-SENDABLE = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
 def retry_after(headers: Any) -> float | None:
@@ -39,15 +38,14 @@ def retry_after(headers: Any) -> float | None:
 
 
 def image_content(part: ImagePart, detail: str) -> dict:
-    data, mime = part.data(), part.mime()
-    if mime not in SENDABLE:  # TIFF and friends: the API takes PNG
-        data, mime = png_bytes(open_image(data, str(part.image))), "image/png"
+    data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
     url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
 
 
 class OpenAIChat(Generator):
     mode = "concurrent"
+    sendable_mimes = SENDABLE
     params_schema = {
         "type": "object",
         "additionalProperties": False,

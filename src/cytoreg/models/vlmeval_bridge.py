@@ -36,12 +36,19 @@ def to_vlmeval(request: ChatRequest, tmpdir: Path) -> list[dict]:
     return out
 
 
+#: what VLMEvalKit's models read as they are; anything else (TIFF, CMYK, EXIF-rotated) goes as PNG
+PASSABLE = frozenset({"image/png", "image/jpeg"})
+
+
 def _image_path(part: ImagePart, tmpdir: Path) -> str:
-    if part.image.path is not None:
+    """The file itself when it decodes cleanly as it is, else a PNG of the decoded image
+    (:func:`cytoreg.images.api_image`); an undecodable image raises before VLMEvalKit sees it."""
+    data, mime = part.payload(PASSABLE)
+    if part.sent == "original" and part.image.path is not None:
         return str(Path(part.image.path).resolve())
-    path = tmpdir / f"{part.sha}{EXTENSIONS.get(part.mime(), '.png')}"
+    path = tmpdir / f"{part.sha}{EXTENSIONS.get(mime, '.png')}"
     if not path.exists():
-        path.write_bytes(part.data())
+        path.write_bytes(data)
     return str(path)
 
 

@@ -60,13 +60,15 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
     for name, prep in prepared.items():
         spec = prep.spec
         y = [s.label for s in prep.test]
+        data = prep.accounting()  # every row's fate: kept (sampled or not) or dropped by reason; image errors
         tasks_out[name] = {
             "kind": spec.get("kind"), "spec_hash": spec.hash, "origin": spec.origin,
             "labels": prep.labels, "n_test": len(prep.test),
             "class_counts": {lab: y.count(lab) for lab in prep.labels},
             "sample_ids": prep.split.ids(),
             "shortfalls": prep.split.shortfalls,
-            "skipped": {"count": len(prep.skipped), "examples": prep.skipped[:20]},
+            "skipped": {"count": data["dropped_total"], "examples": prep.skipped[:20]},
+            "data": data,
             "baselines": {
                 "random_f1_weighted": statistics.random_f1_weighted(y, prep.labels),
                 "uniform_f1_weighted": statistics.uniform_f1_weighted(y, prep.labels),

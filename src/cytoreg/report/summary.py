@@ -54,3 +54,26 @@ def print_summary(results: dict, console) -> None:
                 groups.add_row(g, r["model"], r["setting"], str(len(r["members"])), _fmt(r.get("f1_weighted_mean")),
                                _fmt(r.get("f1_macro_mean")), _fmt(r.get("accuracy_mean")))
         console.print(groups)
+    for line in data_notes(results):
+        console.print(line, highlight=False)
+
+
+def data_notes(results: dict) -> list[str]:
+    """One line per task that dropped rows or has unusable images (nothing is lost unannounced)."""
+    out = []
+    for name, task in results.get("tasks", {}).items():
+        d = task.get("data") or {}
+        errs = (d.get("image_errors") or {}).get("count", 0)
+        if not d.get("dropped_total") and not errs:
+            continue
+        text = f"{name}: {d['rows_seen']} rows seen, {d['kept']} kept"
+        if d.get("dropped_total"):
+            text += f", {d['dropped_total']} dropped (" + ", ".join(
+                f"{k} {v['count']}" for k, v in d["dropped"].items()) + ")"
+        if errs:
+            text += f"; {errs} sampled image(s) unusable (" + ", ".join(
+                f"{k} {n}" for k, n in d["image_errors"]["by_problem"].items()) + "), error records"
+        if d.get("suggested_label_map"):
+            text += f"; label_map lines to consider: {', '.join(d['suggested_label_map'])}"
+        out.append(text + f" (results.json tasks.{name}.data)")
+    return out

@@ -9,9 +9,11 @@ import numpy as np
 
 from cytoreg.answers import AnswerExtractor, Extraction
 from cytoreg.errors import DataError, IncompatibleError
+from cytoreg.images import ImageInfo, inspect_many
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
 from cytoreg.registry.builtins import SOURCES
 from cytoreg.tasks import sampling
+from cytoreg.tasks.accounting import Ledger, accounted
 from cytoreg.tasks.samples import Sample
 
 DEFAULT_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "invalid_rate",
@@ -25,10 +27,34 @@ class PreparedTask:
     split: sampling.Split
     skipped: list[dict] = field(default_factory=list)
     kind: Any = None
+    ledger: Ledger | None = None
+    #: sample id → what decoding its image found; filled once per task by :meth:`image_infos`
+    images: dict[str, ImageInfo] = field(default_factory=dict, repr=False)
 
     @property
     def test(self) -> list[Sample]:
         return self.split.test
+
+    def image_infos(self, samples: list[Sample] | None = None) -> dict[str, ImageInfo]:
+        """Decode each image once per task (:mod:`cytoreg.images`); by default the test samples."""
+        samples = self.test if samples is None else samples
+        todo = {s.id: s.image for s in samples if s.id not in self.images}
+        self.images.update(inspect_many(todo))
+        return {s.id: self.images[s.id] for s in samples}
+
+    def image_errors(self, samples: list[Sample] | None = None) -> dict[str, str]:
+        """Sample id → message, for the samples whose image is missing, unreadable or does not decode."""
+        return {sid: info.error for sid, info in self.image_infos(samples).items() if info.error}
+
+    def without(self, ids: Any) -> "PreparedTask":
+        """The same task with those test samples left out (shares the image checks)."""
+        return replace(self, split=replace(self.split, test=[s for s in self.test if s.id not in ids]))
+
+    def accounting(self) -> dict[str, Any]:
+        """Every row's fate, for results.json (see :mod:`cytoreg.tasks.accounting`)."""
+        ledger = self.ledger or Ledger()
+        checked = {sid: self.images[sid] for sid in self.split.ids()["test"] if sid in self.images}
+        return ledger.to_json(self.labels, self.split, checked)
 
 
 class ClassificationKind:
@@ -68,7 +94,7 @@ class ClassificationKind:
                                     f"'{model_name}' cannot classify; add them to {self.spec.path}")
 
     def prepare(self, limit: int | None = None) -> PreparedTask:
-        stream, source = source_stream(self.spec)
+        stream, source = source_stream(self.spec, self.stratify_labels)
         data = source.options
         split = sampling.draw(stream, self.stratify_labels, self.sampling)
         if not split.test:
@@ -78,7 +104,7 @@ class ClassificationKind:
             split.test = sampling.limit_stratified(split.test, limit)
         if self.target:
             self._relabel(split)
-        return PreparedTask(self.spec, self.labels, split, source.skipped, self)
+        return PreparedTask(self.spec, self.labels, split, source.skipped, self, source.ledger)
 
     def _relabel(self, split: sampling.Split) -> None:
         """Score the ``target`` column of each sampled row (the rows were drawn per stratum)."""
@@ -115,10 +141,13 @@ class ClassificationKind:
         return ChatRequest(messages, generation, try_index)
 
     def fewshot_examples(self, prepared: PreparedTask) -> list[Sample]:
-        """One example per class (the first of each class in the few-shot pool), in label order."""
+        """One example per class (the first of each class in the few-shot pool whose image
+        decodes), in label order."""
         first: dict[str, Sample] = {}
+        bad = prepared.image_errors(prepared.split.fewshot)
         for s in prepared.split.fewshot:
-            first.setdefault(s.label, s)
+            if s.id not in bad:
+                first.setdefault(s.label, s)
         return [first[lab] for lab in self.labels if lab in first]
 
     def extractor(self, judge=None) -> AnswerExtractor:
@@ -174,19 +203,28 @@ class ClassificationKind:
         return list(self.spec.get("metrics") or DEFAULT_METRICS)
 
 
-def source_stream(spec: Any):
+def source_stream(spec: Any, labels: list[str] | None = None):
     """(a function streaming the task's samples afresh on each call, the first pass's source).
 
     Sampling reads the data twice (ids first, then the chosen samples) so that memory does not
-    grow with each row's metadata; skipped rows are recorded by the first pass only."""
+    grow with each row's metadata; the first pass accounts for every row in ``source.ledger``:
+    given ``labels``, rows with another label are dropped (an error unless the spec says
+    ``on_unknown_label: skip``) and repeated ids counted (an error when their labels differ)."""
     data = dict(spec.get("data"))
     cls = SOURCES.get(data.pop("source"))
     first = cls(dict(data), spec)
     calls = [0]
 
+    def fresh():
+        return cls(dict(data), spec).samples()
+
     def stream():
         calls[0] += 1
-        return first.samples() if calls[0] == 1 else cls(dict(data), spec).samples()
+        if calls[0] > 1:
+            return fresh()
+        if labels is None:
+            return first.samples()
+        return accounted(first.samples(), labels, spec.get("on_unknown_label") or "error", first.ledger, spec, fresh)
 
     return stream, first
 

@@ -12,9 +12,8 @@ from typing import Any, ClassVar
 from cytoreg.answers import LETTERS, Extraction, OptionReader
 from cytoreg.errors import DataError, IncompatibleError
 from cytoreg.models.base import ChatRequest, ImagePart, Message, TextPart
-from cytoreg.registry.builtins import SOURCES
 from cytoreg.tasks import sampling
-from cytoreg.tasks.kinds import PreparedTask
+from cytoreg.tasks.kinds import PreparedTask, source_stream
 from cytoreg.tasks.samples import Sample
 
 
@@ -40,9 +39,8 @@ class MCQKind:
                                     "each case has its own options, so only generative models and baselines apply")
 
     def prepare(self, limit: int | None = None) -> PreparedTask:
-        data = dict(self.spec.get("data"))
-        source = SOURCES.get(data.pop("source"))(data, self.spec)
-        cases = sorted(source.samples(), key=lambda s: (s.meta.get("date_iso", ""), s.id))
+        stream, source = source_stream(self.spec, self.labels)
+        cases = sorted(stream(), key=lambda s: (s.meta.get("date_iso", ""), s.id))
         for s in cases:
             if len(s.meta["options"]) != self.n_options:
                 raise DataError(f"task '{self.spec.name}', case {s.id}: {len(s.meta['options'])} options, "
@@ -53,7 +51,7 @@ class MCQKind:
             raise DataError(f"task '{self.spec.name}': no cases left to test after the {n_shots} fixed shots")
         if limit:
             split.test = sampling.limit_stratified(split.test, limit)
-        return PreparedTask(self.spec, self.labels, split, source.skipped, self)
+        return PreparedTask(self.spec, self.labels, split, source.skipped, self, source.ledger)
 
     # -- requests ---------------------------------------------------------------------
     def case_text(self, s: Sample) -> str:

@@ -30,6 +30,7 @@ class ProbeKind(ClassificationKind):
         self.probe: dict = dict((parent.spec if parent else spec).get("probe") or {})
         self._training: sampling.Split | None = None
         self._skipped: list[dict] = []
+        self._ledger = None
 
     def expand(self) -> list[tuple[Any, "ProbeKind"]]:
         if self.spec.get("findings") and self.parent is None and not self.spec.get("_finding"):
@@ -81,9 +82,9 @@ class ProbeKind(ClassificationKind):
         if self.parent is not None:
             return self.parent.training_split()
         if self._training is None:
-            stream, source = source_stream(self.spec)
+            stream, source = source_stream(self.spec, self.labels)
             self._training = sampling.draw(stream, self.labels, self.sampling)
-            self._skipped = source.skipped
+            self._skipped, self._ledger = source.skipped, source.ledger
             if not self._training.train:
                 raise DataError(f"task '{self.spec.name}': no training images (sampling.train_per_class is "
                                 f"{self.sampling.get('train_per_class', 0)}, and {len(self._training.test)} images "
@@ -95,19 +96,19 @@ class ProbeKind(ClassificationKind):
         if self.parent is None:
             split = sampling.Split(test=list(train.test), train=list(train.train), val=list(train.val),
                                    shortfalls=list(train.shortfalls))
-            skipped = self._skipped
+            skipped, ledger = self._skipped, self._ledger
         else:
-            stream, source = source_stream(self.spec)
+            stream, source = source_stream(self.spec, self.labels)
             ext = sampling.draw(stream, self.labels, self.sampling)
             split = sampling.Split(test=ext.test, train=list(train.train), val=list(train.val),
                                    shortfalls=ext.shortfalls)
-            skipped = source.skipped
+            skipped, ledger = source.skipped, source.ledger
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no test samples with any of the task's labels under "
                             f"{self.spec.get('data', {}).get('root')}; check data.label_map in {self.spec.path}")
         if limit:
             split.test = sampling.limit_stratified(split.test, limit)
-        return PreparedTask(self.spec, self.labels, split, skipped, self)
+        return PreparedTask(self.spec, self.labels, split, skipped, self, ledger)
 
     def metric_names(self) -> list[str]:
         return list(self.spec.get("metrics") or PROBE_METRICS)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +37,12 @@ class Sample:
     label: str | None
     image: ImageRef
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: where the row came from (``file:line``, a path), for messages about it
+    where: str = field(default="", compare=False, hash=False)
+
+    @property
+    def origin(self) -> str:
+        return self.where or str(self.image)
 
 
 def sha256(data: bytes) -> str:
@@ -45,24 +50,14 @@ def sha256(data: bytes) -> str:
 
 
 def open_image(data: bytes, where: str = ""):
-    """Decode image bytes to an RGB PIL image (CMYK, 16-bit, palette and alpha are converted)."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode image bytes to an upright RGB PIL image through :mod:`cytoreg.images` (the one
+    decode path); raises :class:`cytoreg.images.ImageDecodeError` naming ``where``."""
+    from cytoreg import images
 
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"cannot decode image {where}: {exc}") from exc
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() or 1.0
-        img = Image.fromarray((arr / hi * 255).astype("uint8"))
-    return img.convert("RGB")
+    return images.decode(data, where or "image bytes").image
 
 
 def png_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    from cytoreg import images
+
+    return images.png_bytes(img)

@@ -58,9 +58,8 @@ class HFDatasetSource(Source):
             row = ds_img[i]
             raw = row[lab_col]
             raw = names[raw] if names is not None and isinstance(raw, int) else str(raw)
-            label = raw if label_map is None else label_map.get(raw)
-            if label is None:
-                self.skip(f"row {i}", f"label '{raw}' not mapped")
+            keep, label = self.map_label(raw, f"{self.task.name} row {i}")
+            if not keep:
                 continue
             img = row[img_col]
             path = img.get("path") if isinstance(img, dict) else None

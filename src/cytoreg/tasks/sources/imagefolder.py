@@ -22,7 +22,8 @@ class ImageFolderSource(Source):
             "pattern": {"type": "string", "description": "regex with a (?P<label>...) group, matched on the relative path"},
             "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]},
                           "description": "raw label -> task label; null excludes that raw label on purpose"},
-            "unmapped": {"enum": ["error", "skip"]},
+            "unmapped": {"enum": ["error", "skip"], "description": "a raw label missing from label_map: error, or "
+                         "skip (dropped and counted); default: the task's on_unknown_label"},
             "extensions": {"type": "array", "items": {"type": "string"}},
         },
     }
@@ -39,37 +40,26 @@ class ImageFolderSource(Source):
     def samples(self) -> Iterator[Sample]:
         root = self.require_root()
         exts = tuple(e.lower() for e in self.options.get("extensions", IMAGE_SUFFIXES))
-        label_map = self.options.get("label_map")
-        unmapped = self.options.get("unmapped", "error")
         if self.options.get("label_from") == "regex" and "pattern" not in self.options:
             raise DataError(f"{self.task.path}: data.pattern: needed when label_from is 'regex'")
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root)
             if path.is_dir():
                 continue
+            where = rel.as_posix()
             if is_junk(rel):
-                self.skip(rel.as_posix(), "system file")
+                self.skip(where, "system file", "system_file")
                 continue
             if path.suffix.lower() not in exts:
-                self.skip(rel.as_posix(), f"not an image ({path.suffix or 'no extension'})")
+                self.skip(where, f"not an image ({path.suffix or 'no extension'})", "not_an_image")
                 continue
             raw = self._raw_label(rel)
             if raw is None:
-                self.skip(rel.as_posix(), "no label could be read from the path")
+                self.skip(where, "no label could be read from the path", "no_label")
                 continue
-            if label_map is not None:
-                if raw not in label_map:
-                    if unmapped == "skip":
-                        self.skip(rel.as_posix(), f"raw label '{raw}' not in data.label_map")
-                        continue
-                    raise DataError(
-                        f"{root / rel}: raw label '{raw}' is not in data.label_map of {self.task.path}; "
-                        f"add it (map it to null to exclude it) or set data.unmapped: skip")
-                label = label_map[raw]
-                if label is None:
-                    self.skip(rel.as_posix(), f"raw label '{raw}' excluded by data.label_map")
-                    continue
-            else:
-                label = raw
-            yield Sample(id=rel.as_posix(), label=label, image=ImageRef(path=path),
-                         meta={"raw_label": raw})
+            keep, label = self.map_label(raw, str(path))
+            if keep:
+                # a dangling symlink or an unreadable file stays a sample: the run's image check
+                # makes it that sample's error record
+                yield Sample(id=where, label=label, image=ImageRef(path=path), meta={"raw_label": raw},
+                             where=str(path))

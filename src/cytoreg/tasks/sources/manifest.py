@@ -32,6 +32,18 @@ def parse_list(cell: str | None, separator: str | None, where: str) -> list[str]
     return [str(x).strip() for x in value]
 
 
+def _item_line(text: str, index: int) -> int:
+    """Line of the ``index``-th item of a top-level JSON list (for messages only)."""
+    dec = json.JSONDecoder()
+    pos = text.index("[") + 1
+    for _ in range(index + 1):
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        start = pos
+        _, pos = dec.raw_decode(text, pos)
+    return text.count("\n", 0, start) + 1
+
+
 class ManifestSource(Source):
     options_schema = {
         "type": "object",
@@ -45,7 +57,10 @@ class ManifestSource(Source):
             "id_column": {"type": "string"},
             "path_template": {"type": "string", "description": "e.g. 'test/{image_name}' built from row columns"},
             "label_map": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-            "unmapped": {"enum": ["error", "skip"]},
+            "unmapped": {"enum": ["error", "skip"], "description": "a raw label missing from label_map: error, or "
+                         "skip (dropped and counted); default: the task's on_unknown_label"},
+            "encoding": {"type": "string", "description": "text encoding of the manifest (default utf-8; "
+                                                          "e.g. latin-1 for files saved by old Excel)"},
             "onehot_columns": {"type": "array", "minItems": 2, "items": {"type": "string"},
                                "description": "label = the one column holding 1 (ISIC 2018: MEL,NV,BCC,...)"},
             "label_from_list": {
@@ -73,23 +88,82 @@ class ManifestSource(Source):
         return m
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(line number, row) of the manifest; a malformed file is one error naming the file, the
+        line (or byte offset) and the fix, never a parser traceback."""
         m = self.manifest_path()
         suffix = m.suffix.lower()
-        with m.open(encoding="utf-8-sig", newline="") as fh:
-            if suffix in (".csv", ".tsv"):
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                yield from enumerate(reader, start=2)
-            elif suffix == ".jsonl":
-                for n, line in enumerate(fh, start=1):
-                    if line.strip():
-                        yield n, json.loads(line)
-            elif suffix == ".json":
-                data = json.load(fh)
-                if not isinstance(data, list):
-                    raise DataError(f"{m}: a JSON manifest must be a list of objects")
-                yield from enumerate(data, start=1)
-            else:
-                raise DataError(f"{m}: unsupported manifest format '{suffix}' (use .csv, .tsv, .json or .jsonl)")
+        if suffix not in (".csv", ".tsv", ".json", ".jsonl"):
+            raise DataError(f"{m}: unsupported manifest format '{suffix}' (use .csv, .tsv, .json or .jsonl)")
+        encoding = self.options.get("encoding", "utf-8-sig")
+        try:
+            with m.open(encoding=encoding, newline="") as fh:
+                if suffix in (".csv", ".tsv"):
+                    yield from self._csv_rows(m, fh, "\t" if suffix == ".tsv" else ",")
+                elif suffix == ".jsonl":
+                    yield from self._jsonl_rows(m, fh)
+                else:
+                    yield from self._json_rows(m, fh.read())
+        except UnicodeDecodeError as exc:
+            raise self._encoding_error(m, encoding, exc) from None
+        except LookupError:
+            raise DataError(f"{m}: data.encoding '{encoding}' is not a known text encoding (e.g. utf-8, latin-1, "
+                            f"cp1252) in {self.task.path}") from None
+
+    def _encoding_error(self, m: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
+        raw = m.read_bytes()
+        try:  # the offset in the whole file (the exception's is relative to a read chunk)
+            raw.decode(encoding)
+            pos = exc.start
+        except UnicodeDecodeError as whole:
+            pos = whole.start
+        line = raw.count(b"\n", 0, pos) + 1
+        name = "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf-8", "utf8") else encoding
+        return DataError(f"{m}:{line}: byte {raw[pos:pos + 1]!r} at offset {pos} is not valid {name} text. "
+                         f"Save the file as UTF-8, or set data.encoding (e.g. latin-1 or cp1252) in {self.task.path}.")
+
+    def _csv_rows(self, m: Path, fh, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row or any(v is None for v in row.values()):
+                    n = len(reader.fieldnames or [])
+                    got = n - sum(v is None for v in row.values()) + len(row.get(None) or [])
+                    raise DataError(f"{m}:{line}: {got} fields where the header has {n}; fix the row (a comma in an "
+                                    "unquoted value?) or remove it")
+                yield line, row
+        except csv.Error as exc:
+            raise DataError(f"{m}:{reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}; "
+                            "fix or remove that line") from None
+
+    def _jsonl_rows(self, m: Path, fh) -> Iterator[tuple[int, dict[str, Any]]]:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{m}:{n}: not valid JSON ({exc.msg}, column {exc.colno}); each line of a .jsonl "
+                                "manifest is one JSON object: fix or remove that line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{m}:{n}: a {type(row).__name__} where a JSON object (one row: "
+                                '{"path": ..., "label": ...}) is expected; fix or remove that line')
+            yield n, row
+
+    def _json_rows(self, m: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{m}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}, byte offset "
+                            f"{exc.pos}); fix the file") from None
+        if not isinstance(data, list):
+            raise DataError(f"{m}: a JSON manifest must be a list of objects, not a {type(data).__name__}")
+        for k, row in enumerate(data):
+            if not isinstance(row, dict):
+                line = _item_line(text, k)
+                raise DataError(f"{m}:{line}: item {k} of the list is a {type(row).__name__} ({json.dumps(row)[:60]}), "
+                                'not an object ({"path": ..., "label": ...}); fix or remove it')
+            yield k + 1, row
 
     def samples(self) -> Iterator[Sample]:
         m = self.manifest_path()
@@ -98,8 +172,6 @@ class ManifestSource(Source):
         label_col = self.options.get("label_column", "label")
         id_col = self.options.get("id_column")
         tmpl = self.options.get("path_template")
-        label_map = self.options.get("label_map")
-        unmapped = self.options.get("unmapped", "error")
         filters = {k: (v if isinstance(v, list) else [v]) for k, v in (self.options.get("filter") or {}).items()}
         onehot = self.options.get("onehot_columns")
         from_list = self.options.get("label_from_list")
@@ -107,6 +179,7 @@ class ManifestSource(Source):
         for line, row in self.rows():
             where = f"{m}:{line}"
             if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
+                self.skip(where, "not selected by data.filter", "filtered", listed=False)
                 continue
             try:
                 rel = tmpl.format(**row) if tmpl else row[path_col]
@@ -115,33 +188,29 @@ class ManifestSource(Source):
                         "separator"), where) else "absent"
                 else:
                     raw = self._onehot(row, onehot, where) if onehot else row[label_col]
+                sid = str(row[id_col]) if id_col else None
             except KeyError as exc:
                 raise DataError(f"{where}: column {exc} missing; columns are {', '.join(row)} "
                                 f"(set data.path_column / data.label_column in {self.task.path})") from None
             raw = "" if raw is None else str(raw).strip()
-            label: str | None = raw
-            if label_map is not None:
-                if raw not in label_map:
-                    if unmapped == "skip":
-                        self.skip(where, f"raw label '{raw}' not in data.label_map")
-                        continue
-                    raise DataError(f"{where}: label '{raw}' is not in data.label_map of {self.task.path}; "
-                                    "add it (null excludes it) or set data.unmapped: skip")
-                label = label_map[raw]
-                if label is None:
-                    self.skip(where, f"raw label '{raw}' excluded by data.label_map")
-                    continue
-            if not raw:
-                self.skip(where, "empty label")
+            if not raw and "" not in (self.options.get("label_map") or {}):
+                self.skip(where, "empty label", "empty_label")
                 continue
+            keep, label = self.map_label(raw, where)
+            if not keep:
+                continue
+            rel = "" if rel is None else str(rel).strip()
+            if not rel:
+                raise DataError(f"{where}: empty image path (column '{path_col}'); fix or remove the row")
             path = Path(rel)
             if search is not None:
                 path = search.get(path.name, root / path)
             elif not path.is_absolute():
                 path = root / path
-            sid = str(row[id_col]) if id_col else Path(rel).as_posix()
+            sid = sid if sid is not None else Path(rel).as_posix()
             meta = {k: v for k, v in row.items() if k not in (path_col, label_col, *(onehot or ()))}
-            yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta)
+            # a missing file stays a sample: the run's image check makes it that sample's error record
+            yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta, where=where)
 
     def _search_index(self, root: Path) -> dict[str, Path]:
         """File name → path over the search folders (walked once per pass, no stat per row)."""

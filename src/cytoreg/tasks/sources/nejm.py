@@ -60,7 +60,10 @@ class NEJMSource(Source):
         try:
             cases = json.loads(qpath.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
-            raise DataError(f"{qpath}: not valid JSON ({exc})") from None
+            raise DataError(f"{qpath}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}, byte offset "
+                            f"{exc.pos}); fix the file") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{qpath}: byte offset {exc.start} is not valid UTF-8; save the file as UTF-8") from None
         if not isinstance(cases, list):
             raise DataError(f"{qpath}: expected a list of case objects")
         exclude = set(self.options.get("exclude_ids") or [])
@@ -75,17 +78,17 @@ class NEJMSource(Source):
                 raise DataError(f"{where}: {type(exc).__name__}: {exc}; each case needs image_id, date "
                                 "(mon-dd-yyyy), question, option_A..option_E and correct_answer") from None
             if cid in exclude:
-                self.skip(where, f"image_id {cid} excluded by data.exclude_ids")
+                self.skip(where, f"image_id {cid} excluded by data.exclude_ids", "excluded_id")
                 continue
             if correct not in LETTERS:
                 raise DataError(f"{where}: correct_answer '{correct}' is not one of A-E")
             ic = f"IC{date:%Y%m%d}"
             path = index.get(ic) or index.get(str(cid))
             if path is None:
-                self.skip(where, f"no image {ic}.* or {cid}.* in {images}")
+                self.skip(where, f"no image {ic}.* or {cid}.* in {images}", "missing_file")
                 continue
             votes = {x: parse_pct(c.get(f"option_{x}_votes")) for x in LETTERS}
-            yield Sample(id=ic, label=str(LETTERS.index(correct) + 1), image=ImageRef(path=path), meta={
+            yield Sample(id=ic, label=str(LETTERS.index(correct) + 1), image=ImageRef(path=path), where=where, meta={
                 "image_id": cid, "date_iso": f"{date:%Y-%m-%d}", "question": str(c.get("question", "")).strip(),
                 "options": options, "correct_letter": correct, "human_correct_pct": votes[correct],
                 "votes_pct": votes, "total_votes": parse_count(c.get("total_number_votes")),

@@ -79,7 +79,8 @@ class PanNukeSource(Source):
                 where = f"{files['images']}[{i}]"
                 if label is None:
                     self.skip(where, "no nuclei" if total == 0 else
-                              f"{neo} neoplastic of {total} nuclei: neither benign nor malignant by the rule")
+                              f"{neo} neoplastic of {total} nuclei: neither benign nor malignant by the rule",
+                              "no_target")
                     continue
 
                 def load(i: int = i, images=images) -> bytes:

@@ -35,6 +35,15 @@ class VLMEvalTSVSource(Source):
             raise DataError(f"TSV for task '{self.task.name}' not found: looked for {f} (data.file in {self.task.path})")
         csv.field_size_limit(sys.maxsize)
         mode = self.options.get("label_from", "answer_letter")
+        try:
+            yield from self._rows(f, mode)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{f}: byte offset {exc.start} (of a read chunk) is not valid UTF-8; VLMEvalKit TSVs are "
+                            "UTF-8: save the file as UTF-8") from None
+        except csv.Error as exc:
+            raise DataError(f"{f}: not valid TSV: {exc}; fix or remove that line") from None
+
+    def _rows(self, f: Path, mode: str) -> Iterator[Sample]:
         with f.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t")
             for line, row in enumerate(reader, start=2):
@@ -46,11 +55,11 @@ class VLMEvalTSVSource(Source):
                 try:
                     raw = base64.b64decode(row["image"], validate=True)
                 except (binascii.Error, ValueError):
-                    self.skip(where, "image column is not valid base64")
+                    self.skip(where, "image column is not valid base64", "unreadable")
                     continue
                 ans = row["answer"].strip()
                 label = options.get(ans, ans) if mode == "answer_text" else ans
-                yield Sample(id=str(row["index"]), label=label,
+                yield Sample(id=str(row["index"]), label=label, where=where,
                              image=ImageRef(loader=lambda d=raw: d, description=f"{where} image"),
                              meta={"question": row["question"], "options": options,
                                    "category": row.get("category")})
