@@ -111,6 +111,7 @@ TASK = {
     "explain.features": "test_explain.py::test_explain_run_end_to_end",
     "findings": "test_probes.py::test_padchest_findings_become_binary_views_with_a_mean_auc",
     "redistributable": "test_report_browser.py::test_task_that_may_not_be_redistributed_gets_no_image_copies",
+    "on_unknown_label": "test_broken_data.py::test_every_row_has_one_fate_and_bad_images_are_error_records",
     "domain": DIRECT,
 }
 
