@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the spec catalog cache of this test session, away from the user's cache directory
+os.environ.setdefault("CYTOREG_CACHE_DIR", tempfile.mkdtemp(prefix="cytoreg-test-cache-"))
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))

@@ -33,13 +33,18 @@ def image_hashes(body: dict) -> list[str]:
 
 class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
-                 latency: float = 0.0, retry_after: str | None = None,
+                 latency: float = 0.0, retry_after: str | None = None, usage: dict | None = None,
+                 gemini_usage: dict | None = None, gemini_thought: str | None = None, keep_alive: bool = False,
                  status_for: Callable[[dict], int] | None = None):
+        self.keep_alive = keep_alive  # HTTP/1.1 persistent connections, as real API servers keep them
         self.answer = answer or (lambda body: "Lymphocyte")
         self.script = list(script or [])
         self.status_for = status_for  # a status chosen from the request body (after the script)
         self.latency = latency
         self.retry_after = retry_after
+        self.usage = usage or {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        self.gemini_usage = gemini_usage or {"promptTokenCount": 10, "candidatesTokenCount": 3, "totalTokenCount": 13}
+        self.gemini_thought = gemini_thought  # a thought-summary part sent before the answer
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.statuses: list[int] = []
@@ -70,10 +75,11 @@ class FakeOpenAI:
                 if status == 429 and self.retry_after is not None:
                     handler.send_header("retry-after", self.retry_after)
             elif gemini:
-                payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": self.answer(body)}]},
+                parts = ([{"text": self.gemini_thought, "thought": True}] if self.gemini_thought else []) + [
+                    {"text": self.answer(body)}]
+                payload = {"candidates": [{"content": {"role": "model", "parts": parts},
                                            "finishReason": "STOP", "index": 0}],
-                           "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3,
-                                             "totalTokenCount": 13},
+                           "usageMetadata": dict(self.gemini_usage),
                            "modelVersion": handler.path.split("/models/")[-1].split(":")[0]}
                 data = json.dumps(payload).encode()
                 handler.send_response(200)
@@ -84,7 +90,7 @@ class FakeOpenAI:
                     "model": body.get("model", "fake"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+                    "usage": dict(self.usage),
                 }
                 data = json.dumps(payload).encode()
                 handler.send_response(200)
@@ -101,6 +107,9 @@ class FakeOpenAI:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = self.keep_alive  # TCP_NODELAY, as production servers set it
+
             def do_POST(self):  # noqa: N802
                 outer._handle(self)
 
@@ -131,7 +140,8 @@ if __name__ == "__main__":  # a server in its own process (benchmarks): prints i
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--answer", default="Lymphocyte")
+    ap.add_argument("--close", action="store_true", help="close each connection (HTTP/1.0) instead of keeping it")
     a = ap.parse_args()
-    srv = FakeOpenAI(lambda body: a.answer, latency=a.latency)
+    srv = FakeOpenAI(lambda body: a.answer, latency=a.latency, keep_alive=not a.close)
     print(srv.start(), flush=True)
     threading.Event().wait()

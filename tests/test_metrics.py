@@ -47,14 +47,134 @@ def test_balanced_accuracy_equals_sklearn_without_invalid(p):
     assert compute(["balanced_accuracy"], p)["balanced_accuracy"] == pytest.approx(expected)
 
 
+MANY = [f"c{i}" for i in range(11)]  # more than 8 classes: numpy's pairwise sums change order
+
+
+@st.composite
+def wide_predictions(draw):
+    """Up to 11 labels, some never true (absent classes), invalid and out-of-set answers."""
+    k = draw(st.integers(min_value=2, max_value=11))
+    labels = MANY[:k]
+    used = draw(st.lists(st.sampled_from(labels), min_size=1, max_size=k, unique=True))
+    n = draw(st.integers(min_value=1, max_value=80))
+    y_true = draw(st.lists(st.sampled_from(used), min_size=n, max_size=n))
+    y_pred = draw(st.lists(st.sampled_from(labels + [None, "elsewhere"]), min_size=n, max_size=n))
+    return Predictions(y_true, y_pred, labels)
+
+
+@settings(max_examples=200, deadline=None)
+@given(wide_predictions(), st.integers(0, 2**32 - 1))
+def test_count_array_bootstrap_is_bit_identical_to_the_per_resample_loop(p, seed):
+    """Same seed, same numbers: every resample's value equals the former Python loop's exactly."""
+    import reference_stats as ref
+
+    t, q, k = ref.encode(p)
+    idx = ref.resample_indices(len(t), 97, seed)
+    codes, kk = fast.encode(p)
+    got = fast.resampled(codes, kk, list(ref.FAST), 97, seed)
+    for name, fn in ref.FAST.items():
+        np.testing.assert_array_equal(got[name], ref.resampled(t, q, k, fn, idx), err_msg=name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(wide_predictions(), st.integers(0, 1000))
+def test_ci_and_paired_test_equal_the_former_implementation(p, seed):
+    import reference_stats as ref
+
+    statistics._MEMO.clear()
+    other = Predictions(p.y_true, list(reversed(p.y_pred)), p.labels)
+    for name in ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro"):
+        want = ref.bootstrap_ci(p, name, 150, 0.9, seed)
+        got = statistics.bootstrap_ci(p, name, 150, 0.9, seed)
+        assert got == pytest.approx(want, nan_ok=True, rel=0, abs=0)
+        # a shorter draw with the same seed is a prefix of the memoised longer one
+        assert statistics.bootstrap_ci(p, name, 60, 0.9, seed) == pytest.approx(
+            ref.bootstrap_ci(p, name, 60, 0.9, seed), nan_ok=True, rel=0, abs=0)
+    if len(p.y_true) > 1:
+        assert statistics.paired_bootstrap(p, other, "f1_weighted", 150, seed) == ref.paired_bootstrap(
+            p, other, "f1_weighted", 150, seed)
+
+
+def test_resample_chunks_do_not_change_the_draw(monkeypatch):
+    rng = np.random.default_rng(8)
+    p = Predictions(list(rng.choice(LABELS, 300)), list(rng.choice(LABELS + [None], 300)), LABELS)
+    codes, k = fast.encode(p)
+    whole = fast.resampled(codes, k, ["f1_macro", "accuracy"], 500, 4)
+    monkeypatch.setattr(fast, "CHUNK_CELLS", 300 * 7)  # 7 resamples per chunk, the last one short
+    chunked = fast.resampled(codes, k, ["f1_macro", "accuracy"], 500, 4)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], chunked[name])
+    idx = np.random.default_rng(4).integers(0, 300, size=(500, 300))
+    for r in (0, 123, 499):
+        assert chunked["accuracy"][r] == skm.accuracy_score([p.y_true[i] for i in idx[r]],
+                                                            [p.pred[i] for i in idx[r]])
+
+
 @settings(max_examples=150, deadline=None)
-@given(predictions())
-def test_fast_confusion_path_equals_slow_path(p):
-    t, q, k = fast.encode(p)
-    cm = fast.confusion(t, q, k)
-    slow = compute(["accuracy", "f1_weighted", "f1_macro", "balanced_accuracy"], p)
-    for name in slow:
-        assert fast.FAST[name](cm) == pytest.approx(slow[name], nan_ok=True)
+@given(wide_predictions())
+def test_every_label_metric_equals_sklearn(p):
+    """All count-based metrics, including answers outside the label set and absent classes."""
+    import warnings
+
+    pred = p.pred
+    present = [lab for lab in p.labels if lab in p.y_true]
+    m = compute(["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "precision_macro",
+                 "recall_macro", "cohen_kappa", "invalid_rate", "per_class", "confusion_matrix"], p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prf = skm.precision_recall_fscore_support(p.y_true, pred, labels=p.labels, zero_division=0)
+        kappa = skm.cohen_kappa_score(p.y_true, pred)
+        assert m["accuracy"] == pytest.approx(skm.accuracy_score(p.y_true, pred), abs=1e-12)
+        assert m["f1_weighted"] == pytest.approx(
+            skm.f1_score(p.y_true, pred, labels=p.labels, average="weighted", zero_division=0), abs=1e-12)
+        assert m["f1_macro"] == pytest.approx(
+            skm.f1_score(p.y_true, pred, labels=present, average="macro", zero_division=0), abs=1e-12)
+        assert m["precision_macro"] == pytest.approx(
+            skm.precision_score(p.y_true, pred, labels=present, average="macro", zero_division=0), abs=1e-12)
+        recall = skm.recall_score(p.y_true, pred, labels=present, average="macro", zero_division=0)
+        assert m["balanced_accuracy"] == m["recall_macro"] == pytest.approx(recall, abs=1e-12)
+    assert m["cohen_kappa"] == pytest.approx(kappa, abs=1e-12, nan_ok=True)
+    assert m["invalid_rate"] == sum(x is None for x in p.y_pred) / len(p.y_pred)
+    for i, lab in enumerate(p.labels):
+        row = m["per_class"][lab]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (prf[0][i], prf[1][i], prf[2][i], prf[3][i]), abs=1e-12)
+    cm = skm.confusion_matrix(p.y_true, pred, labels=p.labels + [INVALID])
+    assert m["confusion_matrix"]["matrix"] == cm[:len(p.labels)].tolist()
+
+
+def test_bca_interval_equals_scipy():
+    """BCa on the same resamples (scipy draws rng.integers(0, n, (R, n)) like cytoreg) and the same
+    jackknife, for a skewed metric and a symmetric one."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    y = list(rng.choice(LABELS, 120, p=[0.6, 0.2, 0.15, 0.05]))
+    pred = [t if rng.random() < 0.7 else rng.choice(LABELS + [None]) for t in y]
+    p = Predictions(y, pred, LABELS)
+    for name in ("f1_macro", "accuracy"):
+        def stat(ix, name=name):
+            return compute([name], p.subset(ix.astype(int)))[name]
+
+        ref = scipy_stats.bootstrap((np.arange(120),), stat, vectorized=False, n_resamples=400,
+                                    method="BCa", confidence_level=0.9, rng=np.random.default_rng(11))
+        got = statistics.bootstrap_ci(p, name, 400, 0.9, seed=11, method="bca")
+        assert (got["low"], got["high"]) == pytest.approx(tuple(ref.confidence_interval), abs=1e-12)
+        assert got["method"] == "bca"
+        if name == "f1_macro":  # skewed: the correction moves the interval
+            plain = statistics.bootstrap_ci(p, name, 400, 0.9, seed=11)
+            assert (got["low"], got["high"]) != (plain["low"], plain["high"])
+    with pytest.raises(ValueError, match="percentile, bca"):
+        statistics.bootstrap_cis(p, ["accuracy"], 10, method="studentized")
+
+
+def test_auc_with_ties_equals_sklearn():
+    rng = np.random.default_rng(4)
+    y = list(rng.choice(LABELS, 150))
+    scores = np.round(rng.dirichlet(np.ones(4), 150), 1)  # many ties
+    m = compute(["auc_per_class"], Predictions(y, y, LABELS, scores))
+    for k, lab in enumerate(LABELS):
+        assert m["auc_per_class"][lab] == pytest.approx(
+            skm.roc_auc_score(np.array(y) == lab, scores[:, k]), abs=1e-12)
 
 
 def test_auc_and_confusion_matrix_equal_sklearn():
@@ -177,3 +297,29 @@ def test_results_compare_every_model_pair_with_a_paired_bootstrap(tmp_path):
     assert cmp["p_value"] == pytest.approx(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))), abs=1e-9)
     assert cmp["low"] == pytest.approx(np.quantile(diffs, 0.025), abs=1e-9)
     assert labels and len(y) == res["tasks"]["demo"]["n_test"]
+
+
+def test_task_spec_chooses_bca_intervals(tmp_path):
+    """statistics.ci: bca in a task spec gives BCa CIs in results.json (the default stays
+    percentile), and an unknown method is a spec error naming the field."""
+    import json
+
+    from cytoreg.engine.runner import EvalConfig, evaluate
+    from cytoreg.errors import SpecError
+    from cytoreg.registry.catalog import Catalog
+
+    d = tmp_path / "specs"
+    d.mkdir()
+    (d / "t.yaml").write_text("spec: task/v1\nname: demo-bca\nextends: demo\nsampling: {test_per_class: 6}\n"
+                              "statistics: {ci: bca, bootstrap: 300}\n")
+    res = evaluate(EvalConfig(["demo-bca"], ["prior"], output=tmp_path / "run", include=[str(d)], progress=False))
+    (ev,) = res["evaluations"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    p = Predictions([r["label"] for r in rows], [r["parsed"] for r in rows], res["tasks"]["demo-bca"]["labels"])
+    want = statistics.bootstrap_cis(p, ["accuracy", "f1_weighted"], 300, 0.95, 0, method="bca")
+    for m in ("accuracy", "f1_weighted"):
+        assert ev["ci"][m]["method"] == "bca"
+        assert (ev["ci"][m]["low"], ev["ci"][m]["high"]) == (want[m]["low"], want[m]["high"])
+    (d / "t.yaml").write_text("spec: task/v1\nname: demo-bca\nextends: demo\nstatistics: {ci: studentized}\n")
+    with pytest.raises(SpecError, match=r"statistics\.ci"):
+        Catalog.load([d])

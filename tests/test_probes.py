@@ -96,6 +96,9 @@ def test_probe_metrics_equal_an_independent_sklearn_probe(specs, tmp_path):
     d, model = specs
     res = evaluate(EvalConfig(["demo-probe"], ["tinybloom"], output=tmp_path / "run", include=[str(d)],
                               progress=False, bootstrap=50))
+    from cytoreg.report.results import validate_results
+
+    assert validate_results(json.loads((tmp_path / "run/results.json").read_text())) == []  # setting 'probe' is valid
     (ev,) = res["evaluations"]
     task = res["tasks"]["demo-probe"]
     root = Path(__file__).parents[1] / "src/cytoreg/demo_data/pbc/PBC_dataset_normal_DIB"
@@ -381,3 +384,4 @@ def test_padchest_findings_become_binary_views_with_a_mean_auc(specs, tmp_path, 
     aucs = [e["metrics"]["auc_macro"] for e in res["evaluations"]]
     assert group["auc_macro_mean"] == pytest.approx(sum(aucs) / 3)
     assert all(res["tasks"][t]["labels"] == ["absent", "present"] for t in names)
+

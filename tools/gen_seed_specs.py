@@ -22,6 +22,40 @@ STATS = {"seed": 0, "bootstrap": 1000, "confidence": 0.95, "folds": 5, "paired_b
 SAMPLING = {"seed": 42, "test_per_class": 50, "fewshot_per_class": 1, "order": ["test", "fewshot"]}
 
 
+# `cytoreg data fetch NAME` prints these steps: these datasets need a person (licence, TCIA's Aspera, ...)
+PBC = "https://data.mendeley.com/datasets/snkd93bnjr/1"
+MANUAL = {
+    "hicervix": [
+        "Read the terms at https://github.com/Scu-sen/HiCervix (GPLv3, non-commercial academic use).",
+        "Download train.csv, val.csv, test.csv and the train/, val/, test/ image folders from "
+        "https://zenodo.org/records/11087263.",
+        "Place them so that $CYTOREG_DATA/hicervix/test.csv and $CYTOREG_DATA/hicervix/test/<image_name> exist.",
+    ],
+    "bmc": [
+        "Open https://www.cancerimagingarchive.net/collection/bone-marrow-cytomorphology_mll_helmholtz_fraunhofer/ "
+        "(TCIA, CC BY 4.0, about 6.8 GB).",
+        "Download the JPG images with TCIA's IBM Aspera link (install the Aspera Connect browser extension when asked).",
+        "Move the unpacked BM_cytomorphology_data folder to $CYTOREG_DATA/bmc/ so that "
+        "$CYTOREG_DATA/bmc/BM_cytomorphology_data/<ABBR>/... exists (21 class folders).",
+    ],
+    "mll23": [
+        "Download the image archive(s) of https://zenodo.org/records/14277609 (MLL23).",
+        "Unzip into $CYTOREG_DATA/mll23 so that $CYTOREG_DATA/mll23/<class folder>/ holds the .TIF images (an extra "
+        "<class>/<class>/ level is fine; __MACOSX is skipped).",
+    ],
+    "wbcatt": [
+        "Download submission/pbc_attr_v1_train.csv, pbc_attr_v1_val.csv and pbc_attr_v1_test.csv from "
+        "https://github.com/apple2373/wbcatt into $CYTOREG_DATA/wbcatt/.",
+        f"Get the PBC images from {PBC} ('Download All') and unzip them so that "
+        "$CYTOREG_DATA/wbcatt/PBC_dataset_normal_DIB/<class folder>/<file>.jpg exists (a symlink to the acevedo "
+        "copy works).",
+    ],
+}
+# what `cytoreg data verify` counts: published counts cover every split, the task reads only one
+SPLITS = {"hicervix": {"splits": {sp: {"manifest": f"{sp}.csv", "path_template": f"{sp}/{{image_name}}"}
+                                  for sp in ("train", "val", "test")}}}
+
+
 class Literal(str):
     pass
 
@@ -35,6 +69,10 @@ yaml.add_representer(str, _str)
 
 
 def write(name: str, header: str, spec: dict) -> None:
+    if name in MANUAL:  # the download block goes right before data:
+        items = list(spec.items())
+        i = [k for k, _ in items].index("data")
+        spec = dict(items[:i] + [("download", {"manual": MANUAL[name], **SPLITS.get(name, {})})] + items[i:])
     text = header + yaml.dump(spec, sort_keys=False, allow_unicode=True, width=100000)
     (OUT / f"{name}.yaml").write_text(text)
     assert yaml.safe_load(text) == spec, name
@@ -131,7 +169,8 @@ def main(prompts_file: str) -> None:
                       "metric": "accuracy",
                       "values": {"HierSwin level-1 accuracy": 0.9208, "HierSwin level-2 accuracy": 0.7836,
                                  "HierSwin level-3 accuracy": 0.7835},
-                      "published_counts": {lab: n for _, lab, _, _, n in HICERVIX}},
+                      "published_counts": {lab: n for _, lab, _, _, n in HICERVIX},
+                      "published_split_sizes": {"train": 28160, "val": 4018, "test": 8051}},
     })
 
     bmc_labels = [name for name, _ in BMC.values() if name]

@@ -86,12 +86,10 @@ def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalCo
     conf = float(spec_stats.get("confidence", 0.95))
     seed = int(spec_stats.get("seed", cfg.seed))
     folds = int(spec_stats.get("folds", 5))
-    ci, spread = {}, {}
-    for m in CI_METRICS:
-        if m in metrics:
-            ci[m] = statistics.bootstrap_ci(p, m, resamples, conf, seed)
-            if folds > 1:
-                spread[m] = statistics.fold_spread(p, m, folds)
+    method = str(spec_stats.get("ci", "percentile"))
+    ci_metrics = [m for m in CI_METRICS if m in metrics]
+    ci = statistics.bootstrap_cis(p, ci_metrics, resamples, conf, seed, method)  # one pass, all metrics
+    spread = {m: statistics.fold_spread(p, m, folds) for m in ci_metrics} if folds > 1 else {}
     if ev.tries > 1:
         any_k: dict[str, bool] = {}
         for r in ev.records:

@@ -10,7 +10,8 @@ from cytoreg.cli.common import _console
 from cytoreg.errors import CytoregError, SpecError
 
 # command modules in the order `cytoreg --help` lists them
-COMMANDS = ("list_cmd", "show", "validate", "eval_cmd", "cache", "review", "merge", "leaderboard", "view", "interop")
+COMMANDS = ("list_cmd", "show", "validate", "eval_cmd", "finetune", "cache", "review", "merge", "leaderboard", "view",
+            "interop", "data_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,15 +1,14 @@
 """Batched image embedding: DataLoader workers read, decode and preprocess images while the
 main process encodes the previous batch. Images whose embedding is already in the embedding
 cache are never decoded. Decoding is :func:`cytoreg.images.open_image` (orientation, mode, bomb
-and truncation checks); a failure is that sample's error, naming the file. Imported only when a local embedding model runs (imports torch)."""
+and truncation checks); a failure is that sample's error, naming the file. torch is imported when
+a loader is built, so a run whose embeddings or responses are all cached never imports it."""
 from __future__ import annotations
 
 import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from cytoreg.errors import CytoregError
 from cytoreg.images import open_image
@@ -30,7 +29,7 @@ def default_workers(n_items: int, batch_size: int) -> int:
     return min(4, per_rank)
 
 
-class _Images(Dataset):
+class _Images:  # a map-style dataset (DataLoader needs only __len__ / __getitem__)
     def __init__(self, refs: Sequence[ImageRef], positions: Sequence[int], preprocess: Callable[[Any], Any]):
         self.refs, self.positions, self.preprocess = refs, positions, preprocess
 
@@ -51,7 +50,11 @@ class _Images(Dataset):
 class _Collate:
     """Keeps the failures apart; ``stack`` builds the batch (torch.stack, or an adapter's own)."""
 
-    def __init__(self, stack: Callable[[list], Any] = torch.stack):
+    def __init__(self, stack: Callable[[list], Any] | None = None):
+        if stack is None:
+            import torch
+
+            stack = torch.stack
         self.stack = stack
 
     def __call__(self, items):
@@ -61,7 +64,9 @@ class _Collate:
         return [i for i, _ in ok], batch, failed
 
 
-def image_loader(adapter, refs: Sequence[ImageRef], positions: Sequence[int], stack=torch.stack) -> DataLoader:
+def image_loader(adapter, refs: Sequence[ImageRef], positions: Sequence[int], stack=None):
+    from torch.utils.data import DataLoader
+
     bs = adapter.batch_size
     workers = adapter.workers if adapter.workers is not None else default_workers(len(positions), bs)
     device = getattr(adapter, "_device", "cpu")

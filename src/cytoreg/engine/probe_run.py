@@ -99,8 +99,13 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
                 most = max(y.count(lab) for lab in set(y))
                 points = [n for n in pcfg["n_per_class"] if n <= most]
                 extra["curve_points_skipped"] = [n for n in pcfg["n_per_class"] if n > most]
+                kept: dict[str, list[str]] = {}  # first repeat's predictions per n: paired with fine-tuned VLMs
                 extra["curves"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, points,
-                                                    lambda yy, n, sd: probe_heads.subsample_per_class(yy, int(n), sd), score)
+                                                    lambda yy, n, sd: probe_heads.subsample_per_class(yy, int(n), sd), score,
+                                                    keep=lambda x, pred: kept.__setitem__(str(x), pred))
+                extra["curve_predictions"] = {"ids": [s.id for s in test_ok], "seed": seed,
+                                              "train_ids_sha256": sha256("\n".join(s.id for s in train).encode()),
+                                              "pred": kept}
             if pcfg.get("fractions"):
                 extra["curves_fraction"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, pcfg["fractions"],
                                                              probe_heads.subsample_fraction, score)

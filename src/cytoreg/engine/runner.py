@@ -21,6 +21,7 @@ from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Res
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
+from cytoreg.tasks.folder_task import task_or_folder
 from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
 from cytoreg.tasks.samples import sha256
 
@@ -30,7 +31,7 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     pairs = []
     for tname in cfg.tasks:
         try:
-            top = catalog.task(tname)
+            top = task_or_folder(catalog, tname)  # a name, or ./my_cells (class folders) / a CSV
             views = TASK_KINDS.get(top.get("kind"))(top).expand()
         except CytoregError as exc:
             problems.append(str(exc))
@@ -307,9 +308,6 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
 
 
 def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) -> Evaluation:
-    from cytoreg.engine.embed import embed_images
-    from cytoreg.models.embedding_cache import EmbeddingCache
-
     keys, shas, prompts = embedder_keys(kind, prep, adapter)
     fp = adapter.fingerprint()
     hits = cache.get_many(keys)
@@ -317,7 +315,10 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     adv(len(hits))
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
-    if missing:
+    if missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
+        from cytoreg.engine.embed import embed_images
+        from cytoreg.models.embedding_cache import EmbeddingCache
+
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
         scale = adapter.logit_scale()

@@ -1,4 +1,6 @@
-"""Classification metrics, registered by name. The arithmetic is scikit-learn's.
+"""Classification metrics, registered by name, with scikit-learn's definitions. Label-based
+ones are computed from confusion counts (metrics/fast.py, the same arithmetic the bootstrap
+uses); numpy is imported when a metric runs, so listing metrics stays light.
 
 Every metric takes a :class:`Predictions` bundle. Invalid answers (``None`` predictions) are
 mapped to a reserved label that is never true: they count as errors for their true class and
@@ -7,11 +9,12 @@ as a false positive for no class — the seed paper's "not id" column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from cytoreg.registry.builtins import METRICS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INVALID = "__invalid__"
 
@@ -44,92 +47,97 @@ def scalar(name: str, description: str) -> Callable[[MetricFn], MetricFn]:
     return METRICS.register(name, description=description, kind="scalar")
 
 
+def _fast(name: str, p: Predictions) -> float:
+    from cytoreg.metrics import fast
+
+    return fast.full(p, name)
+
+
 @scalar("accuracy", "fraction of samples whose parsed answer equals the label")
 def accuracy(p: Predictions) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return float(accuracy_score(p.y_true, p.pred))
+    return _fast("accuracy", p)
 
 
 @scalar("balanced_accuracy", "mean recall over the classes present in the labels")
 def balanced_accuracy(p: Predictions) -> float:
-    present = [lab for lab in p.labels if lab in set(p.y_true)]
-    recalls = _prf(p, "none", present)[1]
-    return float(np.mean(recalls)) if len(recalls) else float("nan")
-
-
-def _prf(p: Predictions, average: str, labels: list[str] | None = None):
-    from sklearn.metrics import precision_recall_fscore_support
-
-    return precision_recall_fscore_support(p.y_true, p.pred, labels=labels or p.labels,
-                                           average=None if average == "none" else average,
-                                           zero_division=0)
+    return _fast("balanced_accuracy", p)
 
 
 @scalar("f1_weighted", "F1 per class weighted by true-class support (the seeds' headline metric)")
 def f1_weighted(p: Predictions) -> float:
-    return float(_prf(p, "weighted")[2])
+    return _fast("f1_weighted", p)
 
 
 @scalar("f1_macro", "unweighted mean F1 over the label set")
 def f1_macro(p: Predictions) -> float:
-    present = [lab for lab in p.labels if lab in set(p.y_true)]
-    return float(_prf(p, "macro", present)[2])
+    return _fast("f1_macro", p)
 
 
 @scalar("precision_macro", "unweighted mean precision over the classes present")
 def precision_macro(p: Predictions) -> float:
-    present = [lab for lab in p.labels if lab in set(p.y_true)]
-    return float(_prf(p, "macro", present)[0])
+    return _fast("precision_macro", p)
 
 
 @scalar("recall_macro", "unweighted mean recall over the classes present")
 def recall_macro(p: Predictions) -> float:
-    return balanced_accuracy(p)
+    return _fast("recall_macro", p)
 
 
 @scalar("cohen_kappa", "Cohen's kappa between labels and answers")
 def cohen_kappa(p: Predictions) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(p.y_true, p.pred))
+    return _fast("cohen_kappa", p)
 
 
 @scalar("invalid_rate", "fraction of answers that could not be mapped to a label")
 def invalid_rate(p: Predictions) -> float:
-    return float(np.mean([x is None for x in p.y_pred])) if p.y_pred else float("nan")
+    return _fast("invalid_rate", p)
 
 
 @METRICS.register("per_class", description="precision, recall, F1 and support per label", kind="table")
 def per_class(p: Predictions) -> dict[str, dict[str, float]]:
-    prec, rec, f1, sup = _prf(p, "none")
-    return {lab: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                  "support": int(sup[i])} for i, lab in enumerate(p.labels)}
+    from cytoreg.metrics import fast
+
+    c = fast.Counts(fast.counts(*fast.encode(p)))
+    return {lab: {"precision": float(c.precision[0, i]), "recall": float(c.recall[0, i]),
+                  "f1": float(c.f1[0, i]), "support": int(c.support[0, i])} for i, lab in enumerate(p.labels)}
 
 
 @METRICS.register("confusion_matrix", description="counts, rows = true label, columns = labels + invalid",
                   kind="table")
 def confusion(p: Predictions) -> dict[str, Any]:
-    from sklearn.metrics import confusion_matrix
+    from cytoreg.metrics import fast
 
-    cols = list(p.labels) + [INVALID]
-    m = confusion_matrix(p.y_true, p.pred, labels=cols)
+    codes, k = fast.encode(p)
+    m = fast.counts(codes, k)[0]
     return {"labels": list(p.labels), "columns": list(p.labels) + ["invalid"],
-            "matrix": m[: len(p.labels)].tolist()}
+            "matrix": m[:k, :k + 1].tolist()}
 
 
 def _auc_inputs(p: Predictions):
+    import numpy as np
+
     if p.scores is None:
         return None
     y = np.array([p.labels.index(t) if t in p.labels else -1 for t in p.y_true])
     return y, np.asarray(p.scores, dtype=float)
 
 
+def binary_auc(positive: "np.ndarray", score: "np.ndarray") -> float:
+    """ROC AUC as the Mann-Whitney statistic with average ranks for ties (= scikit-learn's
+    ``roc_auc_score``, without importing it)."""
+    import numpy as np
+
+    _, inverse, count = np.unique(score, return_inverse=True, return_counts=True)
+    ends = np.cumsum(count)
+    ranks = ((ends - count + 1 + ends) / 2)[inverse.ravel()]
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 @METRICS.register("auc_per_class", description="one-vs-rest ROC AUC per label (needs model scores)",
                   kind="table")
 def auc_per_class(p: Predictions) -> dict[str, float] | None:
-    from sklearn.metrics import roc_auc_score
-
     inp = _auc_inputs(p)
     if inp is None:
         return None
@@ -137,12 +145,14 @@ def auc_per_class(p: Predictions) -> dict[str, float] | None:
     out = {}
     for k, lab in enumerate(p.labels):
         pos = y == k
-        out[lab] = float(roc_auc_score(pos, s[:, k])) if 0 < pos.sum() < len(y) else float("nan")
+        out[lab] = binary_auc(pos, s[:, k]) if 0 < pos.sum() < len(y) else float("nan")
     return out
 
 
 @scalar("auc_macro", "mean one-vs-rest ROC AUC over labels present (needs model scores)")
 def auc_macro(p: Predictions) -> float | None:
+    import numpy as np
+
     per = auc_per_class(p)
     if per is None:
         return None
@@ -152,6 +162,8 @@ def auc_macro(p: Predictions) -> float | None:
 
 @scalar("ece", "expected calibration error of the top-1 probability (15 equal-width bins)")
 def ece(p: Predictions, bins: int = 15) -> float | None:
+    import numpy as np
+
     if p.scores is None:
         return None
     s = np.asarray(p.scores, dtype=float)

@@ -30,6 +30,8 @@ class GeminiChat(Generator):
             "base_url": {"type": "string", "description": "another endpoint speaking the Gemini API"},
             "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
             "api_version": {"type": "string", "description": "API version path segment, e.g. v1beta"},
+            "thinking_budget": {"type": "integer", "minimum": -1, "description": "Gemini 2.5 thinking tokens "
+                                "(ThinkingConfig.thinking_budget): 0 off (Flash), -1 dynamic"},
         },
     }
 
@@ -115,6 +117,8 @@ class GeminiChat(Generator):
                 kwargs[theirs] = gen[ours]
         if system:
             kwargs["system_instruction"] = system
+        if "thinking_budget" in self.params:
+            kwargs["thinking_config"] = types.ThinkingConfig(thinking_budget=self.params["thinking_budget"])
         return types.GenerateContentConfig(**kwargs)
 
     def generate(self, request: ChatRequest) -> Response:
@@ -144,7 +148,7 @@ class GeminiChat(Generator):
             raise PermanentError("Gemini returned no candidate")
         candidate = resp.candidates[0]
         text = "".join(p.text for p in (candidate.content.parts if candidate.content and candidate.content.parts
-                                        else []) if getattr(p, "text", None))
+                                        else []) if getattr(p, "text", None) and not getattr(p, "thought", None))
         reason = str(getattr(candidate, "finish_reason", "") or "")
         if not text and reason and not reason.endswith(("STOP", "MAX_TOKENS")):
             raise PermanentError(f"Gemini returned no text (finish reason {reason})")
@@ -154,6 +158,8 @@ class GeminiChat(Generator):
             usage = {"prompt_tokens": um.prompt_token_count or 0,
                      "completion_tokens": um.candidates_token_count or 0,
                      "total_tokens": um.total_token_count or 0}
+            if um.thoughts_token_count is not None:
+                usage["reasoning_tokens"] = um.thoughts_token_count  # thinking, billed as output
         return Response(text=text, usage=usage, model_version=resp.model_version)
 
     def close(self) -> None:

@@ -1,11 +1,16 @@
 """Hidden states of a transformers image-text-to-text model as probe features (seed B: a
 multimodal LLM's activations at chosen layers for a fixed prompt). One forward pass per batch
-with ``output_hidden_states=True``; for every requested layer (1 = first transformer block, as
-``hidden_states[1]``; 0 = the embeddings) and pooling:
+with ``output_hidden_states=True`` on the input the model's family builds
+(:mod:`cytoreg.models.hf_families`: the chat template with the image and the prompt, or for
+IDEFICS seed B's ``[image, prompt]``). Layer k is ``hidden_states[k]``: 1…L the decoder layers
+(L after the final norm), 0 the family's first state, which is *not* the same thing everywhere
+(LLaVA-like: embeddings with the image features in place; Mllama: token embeddings only; IDEFICS:
+embeddings after the first gated cross-attention block). Poolings:
 
-- ``mean``: mean over the real (non-padding) tokens;
-- ``last``: the last real token (what a decoder would predict from);
-- ``image_tokens``: mean over the positions holding image tokens.
+- ``mean``: mean over the real tokens that depend on the image (all real tokens where image
+  features sit in the sequence; for cross-attention families the tokens from the first image on);
+- ``last``: the last real token (what a decoder would predict from; seed B's choice);
+- ``image_tokens``: mean over the positions holding image tokens (LLaVA-like families only).
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from cytoreg.errors import ModelLoadError
-from cytoreg.models.base import FeatureExtractor
-from cytoreg.models.hf_generate import HFGenerator
+from cytoreg.models.base import FeatureExtractor, PermanentError
+from cytoreg.models.hf_generate import HFGenerator, load_hf, to_device
 from cytoreg.models.weights import hub_identity
 
 POOLINGS = ("mean", "last", "image_tokens")
@@ -29,7 +34,7 @@ class HFHiddenStates(FeatureExtractor):
         "required": ["model", "layers"],
         "properties": {
             **HFGenerator.params_schema["properties"],
-            "prompt": {"type": "string", "description": "text asked with each image (seed B: 'What can you see on this image?')"},
+            "prompt": {"type": "string", "description": "text asked with each image (seed B: 'Question: What's on this image? Answer:')"},
             "layers": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
             "pooling": {"type": "array", "minItems": 1, "items": {"enum": list(POOLINGS)}},
         },
@@ -40,7 +45,12 @@ class HFHiddenStates(FeatureExtractor):
         self.model_id: str = self.params["model"]
         self._model = None
 
-    load = HFGenerator.load  # the same loading path (and errors) as generation
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        load_hf(self)  # the same loading path (and errors) as generation
+        if "image_tokens" in self.params.get("pooling", []) and self._family.cross_attention:
+            self._family.image_token_mask(None)  # raises the family's explanation
 
     def weights_identity(self) -> str:
         return hub_identity(self.model_id, self.params.get("revision"))
@@ -55,46 +65,42 @@ class HFHiddenStates(FeatureExtractor):
     def collate(self, items: list) -> Any:
         return list(items)
 
-    def _prompt(self) -> str:
-        text = self.params.get("prompt", "What can you see on this image?")
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-        return self._processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-    def _image_token_id(self) -> int:
-        cfg = self._model.config
-        for name in ("image_token_id", "image_token_index"):
-            if getattr(cfg, name, None) is not None:
-                return int(getattr(cfg, name))
-        raise ModelLoadError(f"model '{self.name}': pooling 'image_tokens' needs the config's image_token_id, which "
-                             f"{self.model_id} does not have; use mean or last")
-
     def extract_batch(self, batch: list) -> dict[str, np.ndarray]:
         self.load()
         torch = self._torch
-        prompt = self._prompt()
-        inputs = self._processor(text=[prompt] * len(batch), images=batch, padding=True,
-                                 return_tensors="pt").to(self._device)
+        prompt = self.params.get("prompt", "What can you see on this image?")
+        fam = self._family
+        try:
+            inputs = to_device(fam.encode_hidden(list(batch), prompt), self._device, self._model)
+        except PermanentError as exc:
+            raise ModelLoadError(f"model '{self.name}': {exc}; fix params.prompt or params.chat_template in "
+                                 f"{self.spec.path}") from exc
+        except (ValueError, TypeError, KeyError) as exc:  # the processor's own refusal, said without a traceback
+            raise ModelLoadError(f"model '{self.name}': the processor of {self.model_id} refused the input "
+                                 f"(prompt {prompt!r} with one image): {exc}") from exc
         with torch.inference_mode():
             out = self._model(**inputs, output_hidden_states=True)
         hs = out.hidden_states
         mask = inputs["attention_mask"].bool()
+        sees = fam.sees_image(inputs)
         n_layers = len(hs) - 1
         feats: dict[str, np.ndarray] = {}
         for layer in self.params["layers"]:
             if layer > n_layers:
                 raise ModelLoadError(f"model '{self.name}': layer {layer} asked for, but {self.model_id} has "
-                                     f"{n_layers} layers (0 = embeddings); fix params.layers in {self.spec.path}")
+                                     f"{n_layers} layers (0 = {fam.layer_zero}); fix params.layers in "
+                                     f"{self.spec.path}")
             h = hs[layer].float()
             for pool in self.params.get("pooling", ["mean"]):
                 if pool == "mean":
-                    m = mask.unsqueeze(-1).float()
+                    m = sees.unsqueeze(-1).float()
                     v = (h * m).sum(1) / m.sum(1).clamp(min=1)
                 elif pool == "last":
                     # the last real token of each row, whichever side the padding is on
                     pos = mask.shape[1] - 1 - mask.flip(1).int().argmax(1)
                     v = h[torch.arange(h.shape[0]), pos]
                 else:
-                    m = (inputs["input_ids"] == self._image_token_id()).unsqueeze(-1).float()
+                    m = fam.image_token_mask(inputs).unsqueeze(-1).float()
                     if (m.sum(1) == 0).any():
                         raise ModelLoadError(f"model '{self.name}': no image tokens in the input ids; use mean or last")
                     v = (h * m).sum(1) / m.sum(1)

@@ -57,6 +57,9 @@ class OpenAIChat(Generator):
             "api_key_env": {"type": "string", "description": "environment variable holding the key (default OPENAI_API_KEY)"},
             "image_detail": {"enum": ["low", "high", "auto"]},
             "extra_body": {"type": "object"},
+            "reasoning": {"type": "boolean", "description": "a reasoning model (o-series, gpt-5): sends "
+                          "max_completion_tokens, never temperature / top_p (the API rejects them)"},
+            "reasoning_effort": {"enum": ["minimal", "low", "medium", "high"]},
         },
     }
 
@@ -120,10 +123,14 @@ class OpenAIChat(Generator):
             self.load()
         gen = request.generation
         kwargs: dict[str, Any] = {"model": self.params["model"], "messages": self.messages(request)}
-        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"),
-                             ("seed", "seed")):
+        reasoning = self.params.get("reasoning", False)
+        pairs = ((("max_tokens", "max_completion_tokens"), ("seed", "seed")) if reasoning else
+                 (("temperature", "temperature"), ("max_tokens", "max_tokens"), ("top_p", "top_p"), ("seed", "seed")))
+        for ours, theirs in pairs:
             if ours in gen:
                 kwargs[theirs] = gen[ours]
+        if "reasoning_effort" in self.params:
+            kwargs["reasoning_effort"] = self.params["reasoning_effort"]
         extra = dict(self.params.get("extra_body") or {})
         if "top_k" in gen:
             extra["top_k"] = gen["top_k"]  # not an OpenAI parameter; vLLM and llama.cpp take it
@@ -146,6 +153,9 @@ class OpenAIChat(Generator):
             usage = {"prompt_tokens": resp.usage.prompt_tokens or 0,
                      "completion_tokens": resp.usage.completion_tokens or 0,
                      "total_tokens": resp.usage.total_tokens or 0}
+            details = getattr(resp.usage, "completion_tokens_details", None)
+            if details is not None and getattr(details, "reasoning_tokens", None) is not None:
+                usage["reasoning_tokens"] = details.reasoning_tokens  # part of completion_tokens, billed as output
         return Response(text=choice.message.content or "", usage=usage, model_version=resp.model)
 
     def close(self) -> None:

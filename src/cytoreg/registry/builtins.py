@@ -18,6 +18,8 @@ for _name, _target, _kind, _desc in [
      "OpenAI chat-completions API or any OpenAI-compatible server (vLLM, llama.cpp, ollama)"),
     ("gemini", "cytoreg.models.gemini_api:GeminiChat", "generator",
      "Google Gemini through the google-genai SDK (key from GEMINI_API_KEY / GOOGLE_API_KEY)"),
+    ("anthropic", "cytoreg.models.anthropic_api:AnthropicChat", "generator",
+     "Anthropic Claude through the Messages API (key from ANTHROPIC_API_KEY)"),
     ("vlmeval", "cytoreg.models.vlmeval_bridge:VLMEvalBridge", "generator",
      "any model in VLMEvalKit's supported_VLM, run in a separate worker process"),
     ("timm", "cytoreg.models.timm_features:TimmFeatures", "features",

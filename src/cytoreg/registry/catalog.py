@@ -45,43 +45,119 @@ class Catalog:
         return cat
 
     def _collect(self, sources: Iterable[tuple[Path, str]]) -> None:
-        raws: dict[tuple[str, str], RawSpec] = {}
+        files: list[tuple[Path, str]] = []
+        included: list[Path] = []  # --include files: cached by content
         for root, origin in sources:
             for path in iter_spec_files(root):
                 if origin == BUILTIN:
-                    file_origin = origin
+                    files.append((path, origin))
                 elif origin.startswith(("file", "folder")):
-                    file_origin = f"{origin.split(' ')[0]} {path}"
+                    files.append((path, f"{origin.split(' ')[0]} {path}"))
+                    included.append(path)
                 else:  # a plugin's spec folder
-                    file_origin = f"{origin} ({path.name})"
-                try:
-                    raw = read_raw(path, file_origin)
-                except SpecError as exc:
-                    self.problems.extend(exc.problems)
-                    continue
-                key = (raw.type, raw.name)
-                if key in raws and Path(raws[key].path).resolve() == Path(path).resolve():
-                    continue  # the same file reached twice (e.g. validating a built-in spec folder)
-                if key in raws:
-                    prev = raws[key]
-                    self.problems.append(
-                        f"{path}: name: {raw.type} '{raw.name}' is already defined in {prev.path} "
-                        f"({prev.origin}); rename one of them")
-                    continue
-                raws[key] = raw
+                    files.append((path, f"{origin} ({path.name})"))
+        cached = _Cached(files, [r for r, _ in sources], included)
+        raws: dict[tuple[str, str], RawSpec] = {}
+        for path, file_origin in files:
+            try:
+                raw = cached.raw(path, file_origin)
+            except SpecError as exc:
+                self.problems.extend(exc.problems)
+                continue
+            key = (raw.type, raw.name)
+            if key in raws and Path(raws[key].path).resolve() == Path(path).resolve():
+                continue  # the same file reached twice (e.g. validating a built-in spec folder)
+            if key in raws:
+                prev = raws[key]
+                self.problems.append(
+                    f"{path}: name: {raw.type} '{raw.name}' is already defined in {prev.path} "
+                    f"({prev.origin}); rename one of them")
+                continue
+            raws[key] = raw
         resolver = SpecResolver(raws)
+        problems_before = len(self.problems)
         for raw in raws.values():
-            spec = resolve(raw, resolver, self.problems)
+            spec = cached.spec(raw)
+            if spec is None:
+                spec = resolve(raw, resolver, self.problems)
+                if spec is not None:
+                    cached.remember(raw, spec, resolver)
             if spec is not None:
                 target = self.tasks if spec.type == "task" else self.models
                 target.add(spec.name, spec, origin=raw.origin, description=spec.get("description", ""),
                            kind=spec.get("kind") or spec.get("adapter", ""), path=str(raw.path))
+        if len(self.problems) == problems_before:
+            cached.save()
 
     def task(self, name: str) -> Spec:
         return self.tasks.get(name)
 
     def model(self, name: str) -> Spec:
         return self.models.get(name)
+
+
+class _Cached:
+    """The catalog cache (registry/catalog_cache.py) as seen from one ``Catalog.load``."""
+
+    def __init__(self, files: list[tuple[Path, str]], roots: list[Path], included: list[Path]):
+        from cytoreg.registry import catalog_cache
+
+        self.cc, self.files, self.roots = catalog_cache, files, roots
+        try:
+            self.key = catalog_cache.fingerprint(files, (ADAPTERS, TASK_KINDS, SOURCES, METRICS), included)
+        except OSError:  # a file vanished or cannot be read: parse everything, store nothing
+            self.key = ""
+        stored = (catalog_cache.read(roots, self.key) if self.key else None) or {"raws": [], "specs": {}}
+        self.dirty = False
+        self.raws: dict[str, RawSpec] = {}
+        try:
+            for r in stored["raws"]:
+                self.raws[r["path"]] = RawSpec(Path(r["path"]), r["origin"], r["data"], r["type"], r["name"])
+        except (KeyError, TypeError):
+            self.raws, self.dirty = {}, True
+        self.specs: dict[str, dict] = stored["specs"]
+
+    def raw(self, path: Path, origin: str) -> RawSpec:
+        """The stored parse of a built-in or plugin file, or a fresh one (kept for ``save``)."""
+        raw = self.raws.get(str(path))
+        if raw is None:
+            raw = self.raws[str(path)] = read_raw(path, origin)
+        return raw
+
+    def spec(self, raw: RawSpec) -> Spec | None:
+        """The stored spec if its files are the cached ones and its variables have the same values."""
+        entry = self.specs.get(str(raw.path))
+        if entry is None or self.raws.get(str(raw.path)) is not raw:
+            return None
+        try:
+            if self.cc.env_digest(entry["env"]) != entry["env_digest"]:
+                return None
+            data = expand_env(entry["merged"], str(raw.path), [])
+            return Spec(raw.type, raw.name, data, raw.path, raw.origin, list(entry["chain"]))
+        except (KeyError, TypeError):
+            return None
+
+    def remember(self, raw: RawSpec, spec: Spec, resolver: SpecResolver) -> None:
+        cacheable = {str(p) for p, _ in self.files}
+        if not all(link in cacheable for link in spec.chain):
+            return  # inherits from a file outside the catalog's folders (extends: ../x.yaml)
+        merged, _ = resolver.merged(raw, [])
+        names = self.cc.env_vars(merged)
+        self.specs[str(raw.path)] = {"merged": merged, "chain": spec.chain, "env": names,
+                                     "env_digest": self.cc.env_digest(names)}
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty or not self.key:
+            return
+        raws = []
+        for path, _ in self.files:
+            raw = self.raws.get(str(path))
+            if raw is None:
+                return
+            raws.append({"path": str(path), "origin": raw.origin, "data": raw.data, "type": raw.type,
+                         "name": raw.name})
+        self.cc.write(self.roots, self.key, raws, self.specs)
 
 
 def resolve(raw: RawSpec, resolver: SpecResolver, problems: list[str]) -> Spec | None:

@@ -436,6 +436,10 @@ def render_html(board: Board, tables: Table | list[Table], out: Path, include_im
                                 may_copy_images(board, col[0], include_images))
                  for m in board.models if (col[0], col[1], m) in board.entries]
         sections.append(f"<h2>{html.escape(column_name(col))}</h2>{''.join(parts)}")
+    from cytoreg.finetune.curves import from_board, html_section  # cytoreg finetune runs
+
+    if from_board(board):
+        sections.insert(0, html_section(from_board(board), out, _pyplot, _finish))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(n for tb in tables for n in tb.notes))
     notes += "".join(f"<li>{html.escape(n)}</li>" for n in extra.get("notes", []))
     groups = "".join(_groups_html(g) for g in extra.get("groups", []))

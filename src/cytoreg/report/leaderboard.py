@@ -150,6 +150,10 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1
             parts += [render_markdown(tb), render_groups_md(g)]
         parts += ["## models\n", render_models_md(models), "## efficiency\n", render_efficiency_md(effs),
                   "## provenance\n", render_provenance_md(prov)]
+        from cytoreg.finetune.curves import from_board, render_markdown as curves_md  # cytoreg finetune runs
+
+        if from_board(board):
+            parts += ["## learning curves: fine-tuned VLMs vs heads\n", curves_md(from_board(board), esc=md_text)]
         written["md"] = out / "leaderboard.md"
         atomic_write(written["md"], "\n".join(p for p in parts if p))
     if "csv" in formats:

@@ -22,7 +22,8 @@ PROBE_METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "pe
 
 
 class ProbeKind(ClassificationKind):
-    capabilities: ClassVar[tuple[str, ...]] = ("features", "embedder")
+    # generators answer the test images zero-shot (fine-tuned VLMs beside the heads, ``cytoreg finetune``)
+    capabilities: ClassVar[tuple[str, ...]] = ("features", "embedder", "generator")
 
     def __init__(self, spec: Any, parent: "ProbeKind | None" = None):
         super().__init__(spec)
@@ -69,13 +70,18 @@ class ProbeKind(ClassificationKind):
         return out
 
     def settings_for(self, capability: str) -> list[str]:
-        return ["probe"]
+        return ["zero_shot"] if capability == "generator" else ["probe"]
 
     def check_model(self, model_name: str, capability: str) -> None:
+        if capability == "generator":
+            if "zero_shot" not in self.prompts:
+                raise IncompatibleError(f"task '{self.spec.name}' (probe) has no prompts.zero_shot, so generative "
+                                        f"model '{model_name}' cannot be asked; add the prompt to {self.spec.path}")
+            return
         if capability not in self.capabilities:
             raise IncompatibleError(f"task '{self.spec.name}' (probe) needs frozen image features, but model "
                                     f"'{model_name}' is a {capability} model; use a features or embedder model "
-                                    f"(e.g. dinobloom-s, dinov2-s, clip-vit-b32)")
+                                    f"(e.g. dinobloom-s, dinov2-s, clip-vit-b32), or a generative one")
 
     def training_split(self) -> sampling.Split:
         """The train / val (and in-domain test) split of this task's data, drawn once."""

@@ -132,8 +132,10 @@ def subsample_fraction(y: Sequence[str], fraction: float, seed: int) -> list[int
 
 def curve(cfg: dict, X: np.ndarray, y: list[str], X_test: np.ndarray, y_test: list[str], labels: list[str],
           points: Sequence[float], pick: Callable[[list[str], float, int], list[int]],
-          score: Callable[[list[str], list[str], np.ndarray], dict[str, float]]) -> dict[str, list[dict]]:
-    """Mean and SD over ``repeats`` seeds of each curve metric at each point."""
+          score: Callable[[list[str], list[str], np.ndarray], dict[str, float]],
+          keep: Callable[[float, list[str]], None] | None = None) -> dict[str, list[dict]]:
+    """Mean and SD over ``repeats`` seeds of each curve metric at each point; ``keep(x, predictions)``
+    receives the first repeat's test predictions (the subsets ``cytoreg finetune`` trains on)."""
     cfg = {**DEFAULTS, **cfg}
     metrics = list(cfg["curve_metrics"])
     out: dict[str, list[dict]] = {m: [] for m in metrics}
@@ -145,6 +147,8 @@ def curve(cfg: dict, X: np.ndarray, y: list[str], X_test: np.ndarray, y_test: li
             sel = pick(y, x, seed)
             fitted = fit_predict(cfg, X[sel], [y[i] for i in sel], X_test, labels, seed=seed)
             pred = [labels[j] for j in fitted.proba.argmax(1)]
+            if keep is not None and r == 0:
+                keep(x, pred)
             for m, v in score(y_test, pred, fitted.proba).items():
                 if m in vals:
                     vals[m].append(v)

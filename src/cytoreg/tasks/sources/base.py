@@ -89,5 +89,7 @@ class Source:
                 f"Download it from {url}"
                 + (f" and arrange it as {layout}" if layout else "")
                 + ", then point CYTOREG_DATA (or data.root) at it."
+                + (f" `cytoreg data fetch {task.name}` does this for you." if (task.get("download") or {}).get("files")
+                   else f" `cytoreg data fetch {task.name}` prints the steps." if task.get("download") else "")
             )
         return path

@@ -36,7 +36,8 @@ class NpzSource(Source):
             f = self.require_root() / f
         if not f.exists():
             raise DataError(f"npz file for task '{self.task.name}' not found: looked for {f} "
-                            f"(data.file in {self.task.path}). Download: {self.task.get('download_url', '(none given)')}")
+                            f"(data.file in {self.task.path}). Download: {self.task.get('download_url', '(none given)')}"
+                            + (f", or run `cytoreg data fetch {self.task.name}`" if self.task.get("download") else ""))
         split = self.options.get("split", "test")
         try:
             data = np.load(f, allow_pickle=False)

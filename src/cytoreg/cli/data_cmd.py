@@ -1,0 +1,161 @@
+"""``cytoreg data``: list the datasets the task specs describe, fetch them, verify them."""
+from __future__ import annotations
+
+import json
+
+from cytoreg.cli.common import _console
+from cytoreg.errors import CytoregError
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return "?"
+
+
+def _rows(catalog) -> list[dict]:
+    from cytoreg.datahub.spec import read_download
+    from cytoreg.datahub.verify import present
+
+    rows = []
+    for e in catalog.tasks:
+        spec = catalog.task(e.name)
+        dl = read_download(spec)
+        here, path = present(spec)
+        root = str((spec.get("data") or {}).get("root", ""))
+        how = ("shipped" if root.startswith("package:") else "fetch" if dl and dl.files
+               else "manual" if dl and dl.manual else "-")
+        rows.append({"name": e.name, "size": dl.size if dl else None, "license": spec.get("license", "?"),
+                     "source": spec.get("download_url") or spec.get("homepage") or (dl.files[0].url if dl and dl.files
+                                                                                    else "?"),
+                     "get": how, "present": here, "path": path})
+    return rows
+
+
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from cytoreg.registry.catalog import Catalog
+
+    rows = _rows(Catalog.load(args.include))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="datasets (present = found at the spec's data path; built-ins read $CYTOREG_DATA)",
+                  title_justify="left")
+    for col in ("task", "size", "licence", "from", "get", "present"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        mark = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[r["present"]]
+        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"],
+                      f"{mark} {r['path']}" if r["path"] else mark)
+    _console().print(table)
+    return 0
+
+
+def _manual(console, dl, spec) -> None:
+    console.print(f"[bold]{spec.name}[/bold] needs a manual step (no direct download):")
+    for i, step in enumerate(dl.manual, 1):
+        console.print(f"  {i}. {step}")
+    if spec.get("layout"):
+        console.print(f"  Expected layout: {spec.get('layout')}")
+    console.print(f"  Then check it with: cytoreg data verify {spec.name}")
+
+
+def cmd_fetch(args) -> int:
+    from cytoreg.datahub.fetch import fetch
+    from cytoreg.datahub.spec import read_download
+    from cytoreg.registry.catalog import Catalog
+
+    spec = Catalog.load(args.include).task(args.name)
+    dl = read_download(spec)
+    console = _console()
+    if dl is None:
+        raise CytoregError(f"task '{spec.name}' has no download: block in {spec.path}; get the data from "
+                           f"{spec.get('download_url') or spec.get('homepage') or '(no URL in the spec)'}")
+    if not dl.files:
+        _manual(console, dl, spec)
+        return 1  # nothing was downloaded
+    installed = fetch(dl, progress=not args.no_progress, attempts=args.attempts,
+                      report=lambda m: console.print(m))
+    for p in installed:
+        console.print(f"installed {p}")
+    if dl.note:
+        console.print(dl.note)
+    console.print(f"check it with: cytoreg data verify {spec.name}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from rich.table import Table
+
+    from cytoreg.datahub.verify import verify
+    from cytoreg.registry.catalog import Catalog
+
+    spec = Catalog.load(args.include).task(args.name)
+    rep = verify(spec)
+    if args.json:
+        print(json.dumps({"task": rep.task, "ok": rep.ok,
+                          "classes": [{"label": c.label, "expected": c.expected, "found": c.found,
+                                       "status": c.status} for c in rep.classes],
+                          "splits": [{"split": s, "expected": e, "found": n} for s, e, n in rep.splits],
+                          "extra_files": [{"path": p, "reason": r} for p, r in rep.extra_files],
+                          "excluded": rep.excluded, "checksums": dict(rep.checksums),
+                          "missing_files": rep.missing_files, "problems": rep.problems}, indent=2))
+        return 0 if rep.ok else 1
+    console = _console()
+    table = Table(title=f"{spec.name}: files per label", title_justify="left")
+    for col in ("label", "published", "found", "status"):
+        table.add_column(col)
+    for c in rep.classes:
+        table.add_row(c.label, "?" if c.expected is None else str(c.expected), str(c.found),
+                      c.status if c.status == "ok" else f"[red]{c.status}[/red]")
+    console.print(table)
+    for s, e, n in rep.splits:
+        console.print(f"split {s}: {n} (published {'?' if e is None else e})" + ("" if e in (None, n) else
+                                                                                 "  [red]differs[/red]"))
+    for problem in rep.problems:
+        console.print(f"[red]{problem}[/red]")
+    for path, state in rep.checksums:
+        console.print(f"checksum {path}: {state}")
+    if rep.excluded:
+        console.print(f"{rep.excluded} file(s) left out on purpose by data.label_map (null)")
+    if rep.missing_files:
+        console.print(f"[red]{len(rep.missing_files)} file(s) listed in the data but not on disk[/red]:")
+        for p in rep.missing_files[:args.show]:
+            console.print(f"  {p}")
+    if rep.extra_files:
+        console.print(f"[red]{len(rep.extra_files)} extra file(s)[/red] the task cannot use:")
+        for p, r in rep.extra_files[:args.show]:
+            console.print(f"  {p}: {r}")
+        if len(rep.extra_files) > args.show:
+            console.print(f"  ... and {len(rep.extra_files) - args.show} more (--show N)")
+    if rep.note:
+        console.print(rep.note)
+    console.print("[green]OK[/green]: matches the published counts" if rep.ok else
+                  "[red]does not match[/red] the published numbers (see above)")
+    return 0 if rep.ok else 1
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("data", help="list, fetch and verify the datasets of the task specs")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    pl = dsub.add_parser("list", parents=[common], help="each dataset: size, licence, source, present or not")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(fn=cmd_list)
+    pf = dsub.add_parser("fetch", parents=[common], help="download, check and unpack a task's dataset "
+                         "(resumable); prints the steps where a manual step is needed")
+    pf.add_argument("name", help="task name")
+    pf.add_argument("--attempts", type=int, default=5, help="tries per file (each resumes where the last ended)")
+    pf.add_argument("--no-progress", action="store_true")
+    pf.set_defaults(fn=cmd_fetch)
+    pv = dsub.add_parser("verify", parents=[common], help="per-label file counts against the published ones; "
+                         "extra files; checksums")
+    pv.add_argument("name", help="task name")
+    pv.add_argument("--show", type=int, default=20, help="extra files to list")
+    pv.add_argument("--json", action="store_true")
+    pv.set_defaults(fn=cmd_verify)

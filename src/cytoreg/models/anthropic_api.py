@@ -1,0 +1,147 @@
+"""Anthropic Claude through the Messages API (the ``anthropic`` SDK): the system text goes in the
+top-level ``system`` field, images as base64 ``image`` blocks, ``max_tokens`` is always sent (the
+API requires it). On 429 / 529 the wait comes from ``retry-after`` or, failing that, from the
+``anthropic-ratelimit-*-reset`` time of the exhausted limit. The key is read from the environment only."""
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from cytoreg.errors import ModelLoadError
+from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
+                                 TransientError)
+from cytoreg.models.openai_api import retry_after
+
+SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+DEFAULT_MAX_TOKENS = 1024
+LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
+
+
+def rate_limit_wait(headers: Any, now: datetime | None = None) -> float | None:
+    """Seconds to wait: ``retry-after`` when sent, else until the reset of the limit that is at 0."""
+    if headers is None:
+        return None
+    wait = retry_after(headers)
+    if wait is not None:
+        return wait
+    now = now or datetime.now(timezone.utc)
+    waits = []
+    for limit in LIMITS:
+        if headers.get(f"anthropic-ratelimit-{limit}-remaining") == "0":
+            reset = headers.get(f"anthropic-ratelimit-{limit}-reset")
+            try:
+                when = datetime.fromisoformat(reset.replace("Z", "+00:00")) if reset else None
+            except ValueError:
+                when = None
+            if when is not None:
+                waits.append(max(0.0, (when - now).total_seconds()))
+    return max(waits) if waits else None
+
+
+def image_block(part: ImagePart) -> dict:
+    data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
+    return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode()}}
+
+
+class AnthropicChat(Generator):
+    mode = "concurrent"
+    sendable_mimes = SENDABLE
+    params_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string", "description": "Claude model id, e.g. claude-sonnet-4-6"},
+            "base_url": {"type": "string", "description": "another endpoint speaking the Messages API"},
+            "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
+            "api_key_env": {"type": "string", "description": "environment variable holding the key (default ANTHROPIC_API_KEY)"},
+            "sampling": {"type": "boolean", "description": "false for models that reject temperature / top_p / "
+                         "top_k (Claude Opus 4.7): they are then not sent (nor with thinking)"},
+            "thinking": {"type": "object", "description": "sent as is, e.g. {type: enabled, budget_tokens: 2048} "
+                         "or {type: adaptive}"},
+        },
+    }
+
+    def __init__(self, spec, device=None):
+        super().__init__(spec, device)
+        self._client = None
+        env = self.params.get("base_url_env")
+        self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+
+    def weights_identity(self) -> str:
+        return f"{self.params['model']}@{self.base_url or 'api.anthropic.com'}"
+
+    def load(self) -> None:
+        try:
+            import anthropic
+        except ImportError as exc:
+            raise ModelLoadError(f"model '{self.name}' needs the anthropic SDK: pip install 'cytoreg[api]'") from exc
+        key_env = self.params.get("api_key_env", "ANTHROPIC_API_KEY")
+        key = os.environ.get(key_env)
+        if not key:
+            raise ModelLoadError(f"model '{self.name}': environment variable {key_env} is not set. Export your "
+                                 "Anthropic API key there (https://console.anthropic.com/settings/keys); it is never "
+                                 "written to disk.")
+        timeout = float((self.spec.get("execution") or {}).get("timeout", 120))
+        # retries are ours (backoff, rate-limit headers, stats): the SDK must not add its own
+        self._client = anthropic.Anthropic(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout)
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The Messages API request body (without the model's transport options)."""
+        system: list[str] = []
+        messages = []
+        for m in request.messages:
+            if m.role == "system":
+                system += [p.text for p in m.parts if isinstance(p, TextPart)]
+                continue
+            blocks = [{"type": "text", "text": p.text} if isinstance(p, TextPart) else image_block(p) for p in m.parts]
+            messages.append({"role": m.role, "content": blocks})
+        gen = request.generation
+        body: dict[str, Any] = {"model": self.params["model"], "messages": messages,
+                                "max_tokens": gen.get("max_tokens", DEFAULT_MAX_TOKENS)}
+        if system:
+            body["system"] = "".join(system)
+        if self.params.get("sampling", True) and "thinking" not in self.params:  # thinking takes no temperature
+            for key in ("temperature", "top_p", "top_k"):
+                if key in gen:
+                    body[key] = gen[key]
+        if "thinking" in self.params:
+            body["thinking"] = self.params["thinking"]
+        return body  # no seed: the Messages API has none
+
+    def generate(self, request: ChatRequest) -> Response:
+        import anthropic
+
+        if self._client is None:
+            self.load()
+        try:
+            body = self.payload(request)
+            # recent SDKs dropped the sampling arguments from create() (newer models reject them);
+            # models that take them still get them, as plain body fields
+            sampling = {k: body.pop(k) for k in ("temperature", "top_p", "top_k") if k in body}
+            resp = self._client.messages.create(**body, **({"extra_body": sampling} if sampling else {}))
+        except anthropic.APIStatusError as exc:
+            status = exc.status_code
+            if status in (408, 409, 429, 529) or status >= 500:  # 529: overloaded
+                raise TransientError(f"HTTP {status}: {exc.message}", rate_limit_wait(exc.response.headers),
+                                     status) from exc
+            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
+        except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc
+        text = "".join(b.text for b in resp.content if getattr(b, "type", None) == "text")
+        if not text and resp.stop_reason == "refusal":
+            raise PermanentError("Claude refused to answer (stop_reason: refusal)")
+        u = resp.usage
+        usage = {"prompt_tokens": u.input_tokens or 0, "completion_tokens": u.output_tokens or 0,
+                 "total_tokens": (u.input_tokens or 0) + (u.output_tokens or 0)}
+        for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+            if getattr(u, extra, None):
+                usage[extra] = getattr(u, extra)
+        return Response(text=text, usage=usage, model_version=resp.model)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,138 @@
+"""Your own images as a task: a folder of class sub-folders, or a CSV of ``path,label``.
+
+``spec_from_folder(path)`` returns the task spec as a plain dict (what ``cytoreg eval --tasks
+./my_cells`` runs, and what a command writing the spec for editing should write); ``seed_prompts``
+builds seed A's prompt pattern over any label list (the built-in MedMNIST specs use it too).
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+from cytoreg.errors import DataError
+from cytoreg.tasks.sources.base import IMAGE_SUFFIXES, is_junk
+
+# seed A's zero-shot and review prompts (marrlab/vlm_cytomorphology_eval @ 79253f5, prompts/prompts.py);
+# byte-equal to the acevedo spec's strings for what="white blood cell types" (tests/test_folder_task.py)
+_ASK = ("Consider the input image. Take a moment to think. Consider what features do the cells in the image have. "
+        "Which of the {what} listed below is shown? \n    Write just the {noun} and nothing else. Choose one of the "
+        "possible labels provided below (exactly as written here):\n    ")
+_JUDGE = ("Chatbot answered: {{answer}}\nWhich of the classes listed below does the chatbot's answer regarding the "
+          "{noun} belong to? Write just the label (exacly as written below) and nothing else:\n    NA (Chatbot is "
+          "unsure/ambiguious/doesn't know/no answer provided/class cannot be determined)\n    ")
+FEW_SHOT = {"example": "The cell_type in this image is {label}.",
+            "rewrites": [["the input image", "this image"], ["input image", "this image"],
+                         ["the this image", "this image"]], "text_position": "before_image"}
+CLIP_TEMPLATES = ["an image of {label}"]
+METRICS = ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "invalid_rate", "per_class",
+           "confusion_matrix", "auc_macro", "auc_per_class", "ece"]
+STATISTICS = {"seed": 0, "bootstrap": 1000, "confidence": 0.95, "folds": 5, "paired_bootstrap": 20000}
+# seed A's 50 per class, seed 42; the few-shot example is drawn first so a class of 2 images keeps one
+SAMPLING = {"seed": 42, "test_per_class": 50, "fewshot_per_class": 1, "order": ["fewshot", "test"]}
+SOURCE_NOTE = "seed A's prompt pattern (marrlab/vlm_cytomorphology_eval @ 79253f5) over this task's labels"
+
+
+def seed_prompts(labels: list[str], what: str = "cell types", noun: str = "cell type") -> dict[str, Any]:
+    """``prompts:`` block in seed A's pattern: the question, the review (judge) prompt, one-shot
+    example and the CLIP template."""
+    listing = "\n    ".join(labels)
+    return {"source": SOURCE_NOTE, "zero_shot": _ASK.format(what=what, noun=noun) + listing,
+            "judge": _JUDGE.format(noun=noun) + listing, "few_shot": dict(FEW_SHOT),
+            "clip": {"templates": list(CLIP_TEMPLATES)}}
+
+
+def task_name(path: Path) -> str:
+    """A spec name from the folder or file name (lower case, [a-z0-9_.-])."""
+    stem = path.stem if path.is_file() else path.name
+    name = re.sub(r"[^a-z0-9_.-]+", "-", stem.lower()).strip("-._")
+    return name or "my-task"
+
+
+def _images(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+               and not is_junk(p.relative_to(folder)))
+
+
+def _from_dirs(root: Path) -> tuple[dict, list[str]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_junk(Path(p.name))
+                     and not p.name.startswith("."))
+    counts = {c: _images(root / c) for c in classes}
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise DataError(f"{root}: class folder(s) {', '.join(empty)} hold no images ({', '.join(IMAGE_SUFFIXES)}); "
+                        "remove them or add images")
+    return {"source": "imagefolder", "root": str(root), "label_from": "folder"}, classes
+
+
+def _from_csv(path: Path) -> tuple[dict, list[str]]:
+    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=delim)
+        cols = reader.fieldnames or []
+        if "path" not in cols or "label" not in cols:
+            raise DataError(f"{path}: needs a header with columns 'path' and 'label' (found: {', '.join(cols) or 'none'}); "
+                            "paths are relative to the CSV's folder or absolute")
+        labels, blank = set(), []
+        for i, row in enumerate(reader, start=2):
+            lab = (row.get("label") or "").strip()
+            if not lab or not (row.get("path") or "").strip():
+                blank.append(i)
+            else:
+                labels.add(lab)
+    if blank:
+        raise DataError(f"{path}: line(s) {', '.join(map(str, blank[:10]))} have an empty path or label; fill them "
+                        "in or delete the lines")
+    return {"source": "manifest", "root": str(path.parent), "manifest": path.name, "path_column": "path",
+            "label_column": "label"}, sorted(labels)
+
+
+def spec_from_folder(path: str | Path, *, name: str | None = None, what: str = "cell types",
+                     noun: str = "cell type") -> dict[str, Any]:
+    """The classification task spec (a dict, ``spec: task/v1``) for a folder of class sub-folders
+    or a CSV/TSV of ``path,label``: labels = folder names (or CSV labels, sorted), seed A's prompts
+    over them, CLIP template, seed A's sampling and the built-in tasks' metrics and statistics."""
+    p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        data, labels = _from_dirs(p)
+    elif p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+        data, labels = _from_csv(p)
+    else:
+        raise DataError(f"{path}: not a folder of class sub-folders nor a .csv/.tsv of path,label")
+    if len(labels) < 2:
+        raise DataError(f"{p}: found {len(labels)} class(es) ({', '.join(labels) or 'none'}); a classification task "
+                        "needs at least 2 (one sub-folder per class, or a CSV with 2+ distinct labels)")
+    return {
+        "spec": "task/v1", "name": name or task_name(p), "kind": "classification",
+        "description": f"your own images: {p} ({len(labels)} classes)",
+        "license": "your own data", "redistributable": False,
+        "layout": "<class folder>/**/<image>" if data["source"] == "imagefolder" else "CSV columns path,label",
+        "data": data, "labels": labels, "sampling": dict(SAMPLING), "settings": ["zero_shot", "few_shot"],
+        "prompts": seed_prompts(labels, what, noun), "metrics": list(METRICS), "primary_metric": "f1_weighted",
+        "statistics": dict(STATISTICS),
+    }
+
+
+def looks_like_data(name: str) -> bool:
+    """True when a ``--tasks`` entry names a folder or CSV on disk rather than a spec."""
+    p = Path(name).expanduser()
+    return p.is_dir() or (p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
+
+
+def task_or_folder(catalog: Any, name: str):
+    """``catalog.task(name)``, or, for a folder / CSV on disk, the task built by :func:`spec_from_folder`
+    (validated like any spec). A registered name wins over a same-named folder."""
+    if name in catalog.tasks or not looks_like_data(name):
+        return catalog.task(name)
+    from cytoreg.errors import SpecError
+    from cytoreg.registry.catalog import resolve
+    from cytoreg.registry.specs import RawSpec, SpecResolver
+
+    data = spec_from_folder(name)
+    p = Path(name).expanduser().resolve()
+    problems: list[str] = []
+    spec = resolve(RawSpec(p, f"folder {p}", data, "task", data["name"]), SpecResolver({}), problems)
+    if spec is None:
+        raise SpecError(problems)
+    return spec
