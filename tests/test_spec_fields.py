@@ -34,6 +34,17 @@ MODEL = {
     # leaderboard metadata: recorded in results.json (models.<m>.meta) and shown in the model table
     "parameters": DIRECT, "open_weights": DIRECT, "release": DIRECT, "price": DIRECT,
     "price.input_per_mtok": DIRECT, "price.output_per_mtok": DIRECT, "price.currency": DIRECT, "price.as_of": DIRECT,
+    # cytoreg finetune (merged from main)
+    "finetune": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.base": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.epochs": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume",
+    "finetune.seed": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.poll_interval": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume",
+    "finetune.max_poll_interval": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume",
+    "finetune.validation": "test_finetune.py::test_validation_file_is_uploaded_once_and_sent_with_every_job",
+    "finetune.batch_size": DIRECT, "finetune.learning_rate_multiplier": DIRECT, "finetune.suffix": DIRECT,
+    "finetune.price_per_million_tokens": DIRECT,
+    "finetune.lora": "test_finetune_lora.py::test_lora_trains_saves_and_evaluates_with_the_adapter", "finetune.lora.r": "test_finetune_lora.py::test_lora_trains_saves_and_evaluates_with_the_adapter", "finetune.lora.alpha": "test_finetune_lora.py::test_lora_trains_saves_and_evaluates_with_the_adapter",
+    "finetune.lora.learning_rate": "test_finetune_lora.py::test_lora_trains_saves_and_evaluates_with_the_adapter", "finetune.lora.max_steps": "test_finetune_lora.py::test_lora_trains_saves_and_evaluates_with_the_adapter",
+    "finetune.lora.dropout": DIRECT, "finetune.lora.target_modules": DIRECT,
+    "finetune.lora.gradient_accumulation_steps": DIRECT,
 }
 
 TASK = {
@@ -113,6 +124,15 @@ TASK = {
     "redistributable": "test_report_browser.py::test_task_that_may_not_be_redistributed_gets_no_image_copies",
     "on_unknown_label": "test_broken_data.py::test_every_row_has_one_fate_and_bad_images_are_error_records",
     "domain": DIRECT,
+    # cytoreg data fetch / verify (merged from main)
+    "download": "test_datahub.py::test_fetch_resumes_after_a_dropped_connection_and_installs_the_layout",
+    "download.dest": "test_datahub.py::test_fetch_resumes_after_a_dropped_connection_and_installs_the_layout",
+    "download.files": "test_datahub.py::test_fetch_resumes_after_a_dropped_connection_and_installs_the_layout",
+    "download.manual": "test_datahub.py::test_manual_sources_print_the_steps",
+    "download.note": DOC,  # printed by `cytoreg data fetch` (cli/data_cmd.py)
+    "download.splits": "test_datahub.py::test_verify_counts_every_published_split_of_a_manifest_task",
+    "reference.published_split_sizes": "test_datahub.py::test_verify_counts_every_published_split_of_a_manifest_task",
+    "statistics.ci": "test_metrics.py::test_task_spec_chooses_bca_intervals",
 }
 
 
@@ -491,3 +511,35 @@ def test_leaderboard_metadata_fields_reach_results_and_the_cost(tmp_path):
     assert (eff.tokens_in, eff.tokens_out) == (40, 12)  # the fake server's usage: 10 in, 3 out per request
     assert eff.cost == pytest.approx((40 * 2.5 + 12 * 10) / 1e6) and eff.currency == "EUR"
     assert domain_of(board, "t") == "blood-smears"
+
+
+def test_finetune_fields_reach_the_job_and_the_trainer(tmp_path):
+    from cytoreg.finetune import lora
+    from cytoreg.finetune.data import subsets, training_data
+    from cytoreg.finetune.openai_route import plan
+
+    d = tmp_path / "ft"
+    d.mkdir()
+    (d / "t.yaml").write_text("spec: task/v1\nname: t\nextends: demo\nsettings: [zero_shot]\n"
+                              "sampling: {test_per_class: 1, fewshot_per_class: 0, train_per_class: 2, "
+                              "order: [test, train]}\n")
+    base = "spec: model/v1\nname: {name}\nadapter: openai\nparams: {{model: gpt-4o-2024-08-06}}\n"
+    (d / "a.yaml").write_text(base.format(name="a") + "finetune: {epochs: 2}\n")
+    (d / "b.yaml").write_text(base.format(name="b") + "finetune: {epochs: 2, batch_size: 3, learning_rate_multiplier: "
+                              "0.5, suffix: my-run, price_per_million_tokens: 100}\n")
+    (d / "c.yaml").write_text("spec: model/v1\nname: c\nadapter: hf\nparams: {model: org/x}\nfinetune: {batch_size: 2, "
+                              "lora: {dropout: 0.2, target_modules: [q_proj], gradient_accumulation_steps: 8}}\n")
+    cat = Catalog.load([d])
+    task = cat.task("t")
+    data = training_data(task, TASK_KINDS.get("classification")(task))
+    subs = subsets(data, [1])
+    pa, pb = plan(cat.model("a"), data, subs, tmp_path / "a")[0], plan(cat.model("b"), data, subs, tmp_path / "b")[0]
+    assert pa.plan.method["supervised"]["hyperparameters"] == {"n_epochs": 2}
+    assert pb.plan.method["supervised"]["hyperparameters"] == {"n_epochs": 2, "batch_size": 3,
+                                                               "learning_rate_multiplier": 0.5}
+    assert pb.plan.suffix == "my-run" and pa.plan.suffix == "t-n1"
+    assert pb.cost == pytest.approx(2 * pb.report.tokens * 100 / 1e6) and pb.cost != pa.cost
+    cfg = lora.settings(cat.model("c"))
+    assert (cfg["dropout"], cfg["target_modules"], cfg["gradient_accumulation_steps"], cfg["batch_size"]) == \
+        (0.2, ["q_proj"], 8, 2)
+    assert lora.settings(cat.model("a"))["dropout"] == lora.DEFAULTS["dropout"] != 0.2
