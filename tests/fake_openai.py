@@ -35,9 +35,13 @@ class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
                  latency: float = 0.0, retry_after: str | None = None, usage: dict | None = None,
                  gemini_usage: dict | None = None, gemini_thought: str | None = None, keep_alive: bool = False,
-                 status_for: Callable[[dict], int] | None = None):
+                 status_for: Callable[[dict], int] | None = None,
+                 raw: Callable[[dict, dict], tuple[int, bytes, str] | None] | None = None):
+        """``raw(body, headers)`` may return (status, body bytes, content type) to send instead of
+        the normal reply (hostile-reply tests: HTML, truncated JSON, a 401 echoing the key)."""
         self.keep_alive = keep_alive  # HTTP/1.1 persistent connections, as real API servers keep them
         self.answer = answer or (lambda body: "Lymphocyte")
+        self.raw = raw
         self.script = list(script or [])
         self.status_for = status_for  # a status chosen from the request body (after the script)
         self.latency = latency
@@ -66,6 +70,15 @@ class FakeOpenAI:
             if self.latency:
                 time.sleep(self.latency)
             gemini = ":generateContent" in handler.path
+            special = self.raw(body, dict(handler.headers)) if self.raw else None
+            if special is not None:
+                status, data, ctype = special
+                handler.send_response(status)
+                handler.send_header("content-type", ctype)
+                handler.send_header("content-length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+                return
             if status != 200:
                 payload = {"error": {"message": f"scripted {status}", "type": "test", "code": status}}
                 if gemini:

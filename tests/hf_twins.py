@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from tiny_vlm import save_tiny_idefics, save_tiny_mllama
+from tiny_vlm_zoo import (save_tiny_gemma3, save_tiny_internvl, save_tiny_qwen3vl, save_tiny_qwen25vl,
+                          save_tiny_smolvlm2)
 
 
 @dataclass
@@ -35,6 +37,13 @@ class Twin:
 
 
 TWINS: dict[str, Twin] = {
+    "medgemma-4b": Twin(save_tiny_gemma3),
+    "medgemma-27b": Twin(save_tiny_gemma3),
+    "qwen2.5-vl-7b": Twin(save_tiny_qwen25vl),
+    "lingshu-7b": Twin(save_tiny_qwen25vl),
+    "qwen3-vl-8b": Twin(save_tiny_qwen3vl),
+    "internvl3-8b": Twin(save_tiny_internvl),
+    "smolvlm2-2.2b": Twin(save_tiny_smolvlm2),
     "llama-3.2-11b-vision": Twin(save_tiny_mllama),
     "idefics-9b": Twin(save_tiny_idefics),
     "idefics-80b": Twin(save_tiny_idefics, needs=("bitsandbytes",)),

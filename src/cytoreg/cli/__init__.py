@@ -1,17 +1,21 @@
 """The ``cytoreg`` command line: one module per command, each with ``register(sub, common)``.
-``list``, ``show`` and ``validate`` never import torch."""
+``list``, ``show`` and ``validate`` never import torch.
+
+:func:`main` is the one error boundary: every exception that reaches it becomes one message
+(see :mod:`cytoreg.cli.failures`) and an exit status, never a traceback unless ``--debug`` (or
+``CYTOREG_DEBUG=1``) asks for one; everything printed passes through secret redaction."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
-from cytoreg.cli.common import _console
-from cytoreg.errors import CytoregError, SpecError
+from cytoreg.cli.common import _console, styled
 
 # command modules in the order `cytoreg --help` lists them
-COMMANDS = ("list_cmd", "show", "validate", "eval_cmd", "finetune", "cache", "review", "merge", "leaderboard", "view",
-            "interop", "data_cmd")
+COMMANDS = ("list_cmd", "show", "validate", "models_cmd", "eval_cmd", "finetune", "cache", "review", "merge",
+            "leaderboard", "view", "interop", "data_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,31 +26,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cytoreg", description="Evaluate vision-language models on "
                                      "cytology and medical-image benchmarks.")
     parser.add_argument("--version", action="version", version=f"cytoreg {__version__}")
+    debug_help = "show the traceback of an error (also: CYTOREG_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--include", action="append", default=[], metavar="PATH",
                         help="extra spec file or folder (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         import_module(f"cytoreg.cli.{name}").register(sub, common)
+    for p in sub.choices.values():  # `cytoreg eval ... --debug` works too
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from cytoreg.cli import failures
+
+    debug = os.environ.get("CYTOREG_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    real_out, real_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = failures.RedactingStream(real_out), failures.RedactingStream(real_err)
+    failures.ignore_file_size_signal()
     try:
-        return args.fn(args)
-    except SpecError as exc:
+        args = build_parser().parse_args(argv)
+        debug = debug or bool(getattr(args, "debug", False))
+        try:
+            code = args.fn(args)
+            sys.stdout.flush()
+            return code
+        except (Exception, KeyboardInterrupt) as exc:  # the one error boundary
+            return _report(exc, debug)
+    finally:
+        sys.stdout, sys.stderr = real_out, real_err
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    from cytoreg.cli import failures
+
+    code, lines = failures.describe(exc)
+    if code == failures.BROKEN_PIPE:
+        failures.silence_stdout()
+        return code
+    try:
+        if debug:
+            import traceback
+
+            sys.stderr.write("".join(traceback.format_exception(exc)))
         console = _console(stderr=True)
-        for line in exc.problems:
-            console.print(f"[red]error[/red] {line}", markup=True)
-        return 2
-    except CytoregError as exc:
-        _console(stderr=True).print(f"[red]error[/red] {exc}", markup=True)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished responses are in the cache, re-run the same command to resume",
-              file=sys.stderr)
-        return 130
+        for line in lines:
+            console.print(line if code == failures.INTERRUPTED else styled("error", "red", line))
+    except (BrokenPipeError, OSError):
+        pass  # stderr is gone too: the exit status is all that is left
+    return code
 
 
 if __name__ == "__main__":

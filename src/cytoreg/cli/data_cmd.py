@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from rich.text import Text
+
 from cytoreg.cli.common import _console
 from cytoreg.errors import CytoregError
 
@@ -50,15 +52,15 @@ def cmd_list(args) -> int:
     for col in ("task", "size", "licence", "from", "get", "present"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        mark = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[r["present"]]
+        mark = {True: Text("yes", "green"), False: Text("no", "red"), None: Text("-")}[r["present"]]
         table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"],
-                      f"{mark} {r['path']}" if r["path"] else mark)
+                      Text.assemble(mark, " ", r["path"]) if r["path"] else mark)
     _console().print(table)
     return 0
 
 
 def _manual(console, dl, spec) -> None:
-    console.print(f"[bold]{spec.name}[/bold] needs a manual step (no direct download):")
+    console.print(Text.assemble((spec.name, "bold"), " needs a manual step (no direct download):"))
     for i, step in enumerate(dl.manual, 1):
         console.print(f"  {i}. {step}")
     if spec.get("layout"):
@@ -113,31 +115,32 @@ def cmd_verify(args) -> int:
         table.add_column(col)
     for c in rep.classes:
         table.add_row(c.label, "?" if c.expected is None else str(c.expected), str(c.found),
-                      c.status if c.status == "ok" else f"[red]{c.status}[/red]")
+                      c.status if c.status == "ok" else Text(c.status, "red"))
     console.print(table)
     for s, e, n in rep.splits:
-        console.print(f"split {s}: {n} (published {'?' if e is None else e})" + ("" if e in (None, n) else
-                                                                                 "  [red]differs[/red]"))
+        console.print(Text.assemble(f"split {s}: {n} (published {'?' if e is None else e})",
+                                    ("" if e in (None, n) else "  differs", "red")))
     for problem in rep.problems:
-        console.print(f"[red]{problem}[/red]")
+        console.print(Text(problem, "red"))
     for path, state in rep.checksums:
         console.print(f"checksum {path}: {state}")
     if rep.excluded:
         console.print(f"{rep.excluded} file(s) left out on purpose by data.label_map (null)")
     if rep.missing_files:
-        console.print(f"[red]{len(rep.missing_files)} file(s) listed in the data but not on disk[/red]:")
+        console.print(Text.assemble((f"{len(rep.missing_files)} file(s) listed in the data but not on disk", "red"),
+                                    ":"))
         for p in rep.missing_files[:args.show]:
             console.print(f"  {p}")
     if rep.extra_files:
-        console.print(f"[red]{len(rep.extra_files)} extra file(s)[/red] the task cannot use:")
+        console.print(Text.assemble((f"{len(rep.extra_files)} extra file(s)", "red"), " the task cannot use:"))
         for p, r in rep.extra_files[:args.show]:
             console.print(f"  {p}: {r}")
         if len(rep.extra_files) > args.show:
             console.print(f"  ... and {len(rep.extra_files) - args.show} more (--show N)")
     if rep.note:
         console.print(rep.note)
-    console.print("[green]OK[/green]: matches the published counts" if rep.ok else
-                  "[red]does not match[/red] the published numbers (see above)")
+    console.print(Text.assemble(("OK", "green"), ": matches the published counts") if rep.ok else
+                  Text.assemble(("does not match", "red"), " the published numbers (see above)"))
     return 0 if rep.ok else 1
 
 

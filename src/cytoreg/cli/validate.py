@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cytoreg.cli.common import _console
+from cytoreg.cli.common import _console, styled
 
 
 def cmd_validate(args) -> int:
@@ -18,15 +18,19 @@ def cmd_validate(args) -> int:
         if not path.exists():
             problems.append(f"{p}: no such file or folder")
             continue
+        if not (path.is_file() or path.is_dir()):
+            problems.append(f"{p}: not a regular file or folder (a pipe or device?); give a spec file or a folder")
+            continue
         files += iter_spec_files(path)
-    cat = Catalog.load(list(args.include) + [p for p in args.paths if Path(p).exists()], strict=False)
+    cat = Catalog.load(list(args.include) + [p for p in args.paths if Path(p).is_file() or Path(p).is_dir()],
+                       strict=False)
     problems += cat.problems
     if problems:
         for line in problems:
-            console.print(f"[red]error[/red] {line}", markup=True)
+            console.print(styled("error", "red", line))
         console.print(f"{len(problems)} problem(s) in {len(files)} file(s)")
         return 1
-    console.print(f"[green]ok[/green] {len(files)} spec file(s) valid")
+    console.print(styled("ok", "green", f"{len(files)} spec file(s) valid"))
     return 0
 
 

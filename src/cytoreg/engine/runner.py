@@ -22,7 +22,7 @@ from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
 from cytoreg.tasks.folder_task import task_or_folder
-from cytoreg.tasks.kinds import PreparedTask, class_embeddings, zero_shot_scores
+from cytoreg.tasks.kinds import PreparedTask, class_embeddings
 from cytoreg.tasks.samples import sha256
 
 def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
@@ -66,7 +66,7 @@ def _progress(enabled: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     transient=False)
 
@@ -321,12 +321,11 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
 
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
-        scale = adapter.logit_scale()
 
         def on_batch(local: list[int], emb: np.ndarray, failed: list[tuple[int, str]]) -> None:
             rows = []
             if local:
-                probs = zero_shot_scores(np.asarray(emb, dtype=np.float64), class_emb, scale)
+                probs = adapter.zero_shot_probs(np.asarray(emb, dtype=np.float64), class_emb)
                 for r, j in enumerate(local):
                     i = missing[j]
                     responses[i] = Response(scores={lab: float(probs[r, k]) for k, lab in enumerate(prep.labels)})

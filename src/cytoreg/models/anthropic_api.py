@@ -9,10 +9,11 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
+from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
                                  TransientError)
-from cytoreg.models.openai_api import retry_after
+from cytoreg.models.openai_api import _count, _first_line, retry_after
 
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 DEFAULT_MAX_TOKENS = 1024
@@ -43,6 +44,29 @@ def rate_limit_wait(headers: Any, now: datetime | None = None) -> float | None:
 def image_block(part: ImagePart) -> dict:
     data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
     return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode()}}
+
+
+def parse_message(resp: Any, base_url: str | None = None) -> Response:
+    """A Messages API reply → Response; a reply of another shape (an HTML page, no content list)
+    is a PermanentError saying what came back."""
+    blocks = getattr(resp, "content", None)
+    if isinstance(resp, (str, bytes)) or not isinstance(blocks, list):
+        body = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+        raise PermanentError(f"the server's reply is not a Messages API message (got {type(resp).__name__}: "
+                             f"{_first_line(body, 120)!r}); check that {base_url or 'the endpoint'} speaks the "
+                             "Messages API")
+    text = "".join(b.text for b in blocks if getattr(b, "type", None) == "text" and isinstance(getattr(b, "text", None), str))
+    stop = getattr(resp, "stop_reason", None)
+    if not text and stop == "refusal":
+        raise PermanentError("Claude refused to answer (stop_reason: refusal)")
+    u = getattr(resp, "usage", None)
+    n_in, n_out = _count(getattr(u, "input_tokens", 0)), _count(getattr(u, "output_tokens", 0))
+    usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+    for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+        if _count(getattr(u, extra, 0)):
+            usage[extra] = _count(getattr(u, extra, 0))
+    model = getattr(resp, "model", None)
+    return Response(text=text, usage=usage, model_version=model if isinstance(model, str) else None)
 
 
 class AnthropicChat(Generator):
@@ -79,6 +103,7 @@ class AnthropicChat(Generator):
         except ImportError as exc:
             raise ModelLoadError(f"model '{self.name}' needs the anthropic SDK: pip install 'cytoreg[api]'") from exc
         key_env = self.params.get("api_key_env", "ANTHROPIC_API_KEY")
+        secrets.register_env(key_env)  # masked wherever it could be echoed back
         key = os.environ.get(key_env)
         if not key:
             raise ModelLoadError(f"model '{self.name}': environment variable {key_env} is not set. Export your "
@@ -122,6 +147,9 @@ class AnthropicChat(Generator):
             # models that take them still get them, as plain body fields
             sampling = {k: body.pop(k) for k in ("temperature", "top_p", "top_k") if k in body}
             resp = self._client.messages.create(**body, **({"extra_body": sampling} if sampling else {}))
+        except (ValueError, anthropic.APIResponseValidationError) as exc:  # a body that is not JSON
+            raise PermanentError(f"the server's reply is not valid JSON ({_first_line(exc)}); check that "
+                                 f"{self.base_url or 'the endpoint'} speaks the Messages API") from exc
         except anthropic.APIStatusError as exc:
             status = exc.status_code
             if status in (408, 409, 429, 529) or status >= 500:  # 529: overloaded
@@ -130,16 +158,7 @@ class AnthropicChat(Generator):
             raise PermanentError(f"HTTP {status}: {exc.message}") from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc
-        text = "".join(b.text for b in resp.content if getattr(b, "type", None) == "text")
-        if not text and resp.stop_reason == "refusal":
-            raise PermanentError("Claude refused to answer (stop_reason: refusal)")
-        u = resp.usage
-        usage = {"prompt_tokens": u.input_tokens or 0, "completion_tokens": u.output_tokens or 0,
-                 "total_tokens": (u.input_tokens or 0) + (u.output_tokens or 0)}
-        for extra in ("cache_read_input_tokens", "cache_creation_input_tokens"):
-            if getattr(u, extra, None):
-                usage[extra] = getattr(u, extra)
-        return Response(text=text, usage=usage, model_version=resp.model)
+        return parse_message(resp, self.base_url)
 
     def close(self) -> None:
         if self._client is not None:

@@ -242,6 +242,13 @@ class Embedder(ModelAdapter):
     def logit_scale(self) -> float:
         raise NotImplementedError
 
+    def zero_shot_probs(self, image_emb: np.ndarray, class_emb: np.ndarray) -> np.ndarray:
+        """Per-label scores from the model's own head (n, labels); CLIP's softmax over labels of
+        logit_scale × cosine unless an adapter's model says otherwise (SigLIP: sigmoid)."""
+        from cytoreg.tasks.kinds import zero_shot_scores
+
+        return zero_shot_scores(image_emb, class_emb, self.logit_scale())
+
 
 class FeatureExtractor(ModelAdapter):
     """Frozen image features for probes: one or more named feature sets per image (the final

@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
 from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
-from cytoreg.models.openai_api import retry_after
+from cytoreg.models.openai_api import _first_line, retry_after
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
@@ -58,6 +59,7 @@ class GeminiChat(Generator):
     def _key(self) -> str:
         names = [self.params["api_key_env"]] if "api_key_env" in self.params else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
         for name in names:
+            secrets.register_env(name)  # masked wherever it could be echoed back
             if os.environ.get(name):
                 return os.environ[name]
         raise ModelLoadError(f"model '{self.name}': environment variable {' or '.join(names)} is not set. Export "
@@ -140,6 +142,10 @@ class GeminiChat(Generator):
             name = type(exc).__name__
             if any(w in name for w in ("Timeout", "Connect", "Network", "RemoteProtocol")):
                 raise connection_failure(exc, endpoint=self.endpoint) from exc
+            if isinstance(exc, (ValueError, TypeError, KeyError)):  # JSONDecodeError, pydantic ValidationError
+                where = self.base_url or "the Gemini endpoint"
+                raise PermanentError(f"the server's reply is not a Gemini response ({name}: {_first_line(exc)}); "
+                                     f"check that {where} speaks the Gemini API") from exc
             raise
         feedback = getattr(resp, "prompt_feedback", None)
         if feedback is not None and getattr(feedback, "block_reason", None):

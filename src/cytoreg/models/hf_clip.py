@@ -1,6 +1,10 @@
-"""CLIP models published in the transformers format (PLIP ``vinid/plip``, ``openai/clip-vit-*``):
-``AutoModel`` + ``AutoProcessor``, ``get_image_features`` / ``get_text_features``. transformers
-and torch are imported only in :meth:`load`."""
+"""CLIP-style models published in the transformers format (PLIP ``vinid/plip``,
+``openai/clip-vit-*``, SigLIP / MedSigLIP ``google/medsiglip-448``): ``AutoModel`` +
+``AutoProcessor``, ``get_image_features`` / ``get_text_features``. The zero-shot probabilities
+follow the model's own head: softmax over labels of ``logit_scale`` × cosine for CLIP, and for
+SigLIP (a model with ``logit_bias``) the per-label sigmoid of ``logit_scale`` × cosine +
+``logit_bias`` it was trained with (these do not sum to 1; argmax is the same). transformers and
+torch are imported only in :meth:`load`."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,6 +28,9 @@ class HFCLIP(Embedder):
             "model": {"type": "string", "description": "Hugging Face repo id (vinid/plip) or a local folder"},
             "revision": {"type": "string"},
             "precision": {"enum": ["fp32", "fp16", "bf16"], "description": "on GPU; CPU always runs fp32"},
+            "text_padding": {"enum": ["longest", "max_length"],
+                             "description": "max_length for SigLIP models, which were trained on texts padded to it"},
+            "max_length": {"type": "integer", "minimum": 1, "description": "text length (tokens) with text_padding"},
             "download_hint": {"type": "string"},
         },
     }
@@ -53,7 +60,10 @@ class HFCLIP(Embedder):
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
             processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)
         except (OSError, ValueError) as exc:
-            raise hub_missing(self.name, self.model_id, "", self.params.get("download_hint"), exc) from exc
+            hint = self.params.get("download_hint")
+            if self.spec.get("gated"):
+                hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'huggingface-cli download ' + self.model_id}"
+            raise hub_missing(self.name, self.model_id, "", hint, exc) from exc
         if not hasattr(model, "get_image_features"):
             raise ModelLoadError(f"model '{self.name}': {self.model_id} loads as {type(model).__name__}, which has no "
                                  "get_image_features; the hf_clip adapter needs a CLIP-style dual encoder")
@@ -79,7 +89,10 @@ class HFCLIP(Embedder):
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         self._ensure()
         torch = self._torch
-        tok = self._processor.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self._device)
+        kw: dict = {"padding": self.params.get("text_padding", "longest"), "truncation": True}
+        if "max_length" in self.params:
+            kw["max_length"] = int(self.params["max_length"])
+        tok = self._processor.tokenizer(texts, return_tensors="pt", **kw).to(self._device)
         with torch.inference_mode():
             f = _features(self._model.get_text_features(**tok))
             f = torch.nn.functional.normalize(f.float(), dim=-1)
@@ -88,6 +101,17 @@ class HFCLIP(Embedder):
     def logit_scale(self) -> float:
         self._ensure()
         return float(self._model.logit_scale.exp().item())
+
+    def head(self) -> str:
+        self._ensure()
+        return "sigmoid" if getattr(self._model, "logit_bias", None) is not None else "softmax"
+
+    def zero_shot_probs(self, image_emb: np.ndarray, class_emb: np.ndarray) -> np.ndarray:
+        if self.head() == "softmax":
+            return super().zero_shot_probs(image_emb, class_emb)
+        bias = float(self._model.logit_bias.float().reshape(-1)[0].item())
+        logits = self.logit_scale() * image_emb @ class_emb.T + bias
+        return 1.0 / (1.0 + np.exp(-logits))
 
     def close(self) -> None:
         self._model = None

@@ -6,8 +6,9 @@ import base64
 import os
 from typing import Any
 
+from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
-from cytoreg.models.base import ChatRequest, Generator, ImagePart, Response, TextPart
+from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
 from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
 
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
@@ -41,6 +42,56 @@ def image_content(part: ImagePart, detail: str) -> dict:
     data, mime = part.payload(SENDABLE)  # original bytes, or PNG (TIFF, CMYK, EXIF-rotated); never undecodable
     url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+
+
+def _first_line(x: Any, n: int = 200) -> str:
+    text = str(x).strip().splitlines()[0] if str(x).strip() else "empty"
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _count(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+
+
+def parse_completion(resp: Any, base_url: str | None = None) -> Response:
+    """A chat completion → Response; a reply of another shape (an HTML page, a list, no
+    choices, no message, no text) is a PermanentError saying what came back."""
+    where = base_url or "the endpoint"
+    if isinstance(resp, (str, bytes)) or not hasattr(resp, "choices"):
+        body = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+        raise PermanentError(f"the server's reply is not a chat completion (got {type(resp).__name__}: "
+                             f"{_first_line(body, 120)!r}); check that {where} is an OpenAI-compatible /v1 endpoint")
+    choices = resp.choices
+    if not isinstance(choices, list) or not choices:
+        raise PermanentError("the server's reply has no choices (an empty answer list); retry later, or check "
+                             f"the model id and {where}")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    finish = getattr(choice, "finish_reason", None)
+    if message is None:
+        raise PermanentError(f"the server's reply has a choice without a message (finish_reason {finish!r})")
+    content = getattr(message, "content", None)
+    if isinstance(content, list):  # some servers send content parts
+        content = "".join(p.get("text", "") if isinstance(p, dict) else str(getattr(p, "text", "") or "")
+                          for p in content)
+    if content is None:
+        refusal = getattr(message, "refusal", None)
+        if refusal:
+            raise PermanentError(f"the model refused: {_first_line(refusal)}")
+        raise PermanentError(f"the server's reply has no text (content null, finish_reason {finish!r})")
+    if not isinstance(content, str):
+        raise PermanentError(f"the server's reply has content of type {type(content).__name__}, not text")
+    usage = {}
+    u = getattr(resp, "usage", None)
+    if u is not None:
+        usage = {"prompt_tokens": _count(getattr(u, "prompt_tokens", 0)),
+                 "completion_tokens": _count(getattr(u, "completion_tokens", 0)),
+                 "total_tokens": _count(getattr(u, "total_tokens", 0))}
+        details = getattr(u, "completion_tokens_details", None)
+        if details is not None and isinstance(getattr(details, "reasoning_tokens", None), int):
+            usage["reasoning_tokens"] = details.reasoning_tokens  # part of completion_tokens, billed as output
+    model = getattr(resp, "model", None)
+    return Response(text=content, usage=usage, model_version=model if isinstance(model, str) else None)
 
 
 class OpenAIChat(Generator):
@@ -89,6 +140,7 @@ class OpenAIChat(Generator):
                 f"OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1). {self.spec.get('description', '')} "
                 f"(spec {self.spec.path})")
         key_env = self.key_env
+        secrets.register_env(key_env)  # masked wherever it could be echoed back
         key = os.environ.get(key_env)
         if not key:
             if self.base_url is None:
@@ -138,6 +190,9 @@ class OpenAIChat(Generator):
             kwargs["extra_body"] = extra
         try:
             resp = self._client.chat.completions.create(**kwargs)
+        except (ValueError, openai.APIResponseValidationError) as exc:  # a body that is not JSON
+            raise PermanentError(f"the server's reply is not valid JSON ({_first_line(exc)}); check that "
+                                 f"{self.base_url or 'the endpoint'} is an OpenAI-compatible /v1 endpoint") from exc
         except openai.APIStatusError as exc:
             code = exc.code if isinstance(getattr(exc, "code", None), str) else None
             raise http_failure(exc.status_code, scrub(str(exc.message), self._key), model=self.params["model"],
@@ -147,16 +202,7 @@ class OpenAIChat(Generator):
             raise connection_failure(exc, endpoint=self.endpoint) from exc
         except openai.APIConnectionError as exc:
             raise connection_failure(exc, endpoint=self.endpoint) from exc
-        choice = resp.choices[0]
-        usage = {}
-        if resp.usage is not None:
-            usage = {"prompt_tokens": resp.usage.prompt_tokens or 0,
-                     "completion_tokens": resp.usage.completion_tokens or 0,
-                     "total_tokens": resp.usage.total_tokens or 0}
-            details = getattr(resp.usage, "completion_tokens_details", None)
-            if details is not None and getattr(details, "reasoning_tokens", None) is not None:
-                usage["reasoning_tokens"] = details.reasoning_tokens  # part of completion_tokens, billed as output
-        return Response(text=choice.message.content or "", usage=usage, model_version=resp.model)
+        return parse_completion(resp, self.base_url)
 
     def close(self) -> None:
         if self._client is not None:

@@ -1,12 +1,20 @@
-"""Frozen vision encoders through timm: DINOv2 (``vit_*_patch14_dinov2``, hub weights ``timm/…``)
-and DinoBloom (the same architecture + the published ``DinoBloom-{S,B,L,G}.pth``, whose
-``teacher`` state dict is filtered and converted as DinoBloom's own loader does, then loaded with
-``weights_only=True``). Features are the CLS token after the final norm (DINOv2's ``model(x)``),
-and optionally the CLS / mean patch token of chosen blocks for layer-wise probes. Preprocessing is
-DinoBloom's: resize to ``img_size`` (no crop), ImageNet mean/std."""
+"""Frozen vision encoders through timm: DINOv2 (``vit_*_patch14_dinov2``, hub weights ``timm/…``),
+DinoBloom (the same architecture + the published ``DinoBloom-{S,B,L,G}.pth``, whose ``teacher``
+state dict is filtered and converted as DinoBloom's own loader does, then loaded with
+``weights_only=True``), and the pathology encoders published in timm's hub layout (``config.json``
++ weights; UNI, UNI2-h, Virchow2, H-optimus, Prov-GigaPath), loaded by ``hf-hub:<repo>`` or
+``local-dir:<folder>`` with the model card's ``timm.create_model`` arguments.
+
+Features: ``cls`` is the CLS token after the final norm (``model(x)`` of a token-pooled ViT);
+``cls+mean`` concatenates it with the mean of the patch tokens, register tokens excluded
+(Virchow2's published embedding); optionally the CLS / mean patch token of chosen blocks for
+layer-wise probes. Preprocessing is the spec's ``preprocess`` (the model card's size, crop,
+interpolation, mean/std), or DinoBloom's (resize to ``img_size``, ImageNet mean/std)."""
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,55 @@ from cytoreg.models.weights import file_identity, pick_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: model_kwargs values that name a class: only these modules may be named (``timm.layers.SwiGLUPacked``)
+CLASS_KWARGS = ("mlp_layer", "act_layer", "norm_layer", "embed_layer", "block_fn")
+CLASS_MODULES = ("timm.layers", "torch.nn")
+
+PREPROCESS_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["resize", "mean", "std"],
+    "description": "the model card's preprocessing: Resize(resize) [shorter side, or (resize, resize) with "
+                   "square: true] -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)",
+    "properties": {
+        "resize": {"type": "integer", "minimum": 1},
+        "square": {"type": "boolean", "description": "resize to resize x resize instead of the shorter side"},
+        "crop": {"type": ["integer", "null"], "minimum": 1},
+        "interpolation": {"enum": ["bilinear", "bicubic", "nearest", "lanczos"]},
+        "mean": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+        "std": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+    },
+}
+
+
+def build_transform(preprocess: dict):
+    """The spec's ``preprocess`` as a torchvision pipeline (what the model cards write)."""
+    from torchvision import transforms
+
+    mode = getattr(transforms.InterpolationMode, preprocess.get("interpolation", "bilinear").upper())
+    size = int(preprocess["resize"])
+    steps = [transforms.Resize((size, size) if preprocess.get("square") else size, interpolation=mode)]
+    if preprocess.get("crop"):
+        steps.append(transforms.CenterCrop(int(preprocess["crop"])))
+    steps += [transforms.ToTensor(), transforms.Normalize(tuple(preprocess["mean"]), tuple(preprocess["std"]))]
+    return transforms.Compose(steps)
+
+
+def resolve_class_kwargs(kwargs: dict, where: str) -> dict:
+    """``mlp_layer: timm.layers.SwiGLUPacked`` → the class; only names under :data:`CLASS_MODULES`."""
+    out = dict(kwargs)
+    for key in CLASS_KWARGS:
+        val = out.get(key)
+        if not isinstance(val, str) or "." not in val:
+            continue  # timm takes act_layer names ("silu") itself
+        module, _, attr = val.rpartition(".")
+        if not module.startswith(CLASS_MODULES):
+            raise ModelLoadError(f"{where}: params.model_kwargs.{key} = {val!r}: only classes from "
+                                 f"{', '.join(CLASS_MODULES)} can be named")
+        try:
+            out[key] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ModelLoadError(f"{where}: params.model_kwargs.{key} = {val!r} does not exist in the installed "
+                                 f"timm/torch ({exc})") from exc
+    return out
 
 
 def dinobloom_state_dict(ckpt: dict) -> dict:
@@ -34,12 +91,18 @@ class TimmFeatures(FeatureExtractor):
         "required": ["arch"],
         "properties": {
             "arch": {"type": "string", "description": "timm model name, e.g. vit_small_patch14_dinov2"},
-            "pretrained": {"type": "string", "description": "hf-hub:<repo> or a timm pretrained tag (e.g. lvd142m)"},
+            "pretrained": {"type": "string",
+                           "description": "hf-hub:<repo>, local-dir:<folder> (timm's hub layout: config.json + weights) "
+                                          "or a timm pretrained tag (e.g. lvd142m)"},
             "checkpoint": {"type": "string", "description": "path of a .pth/.pt/.safetensors checkpoint"},
             "checkpoint_env": {"type": "string", "description": "environment variable holding that path"},
             "checkpoint_format": {"enum": ["dinobloom", "state_dict"], "description": "how to read the checkpoint"},
             "img_size": {"type": "integer", "minimum": 14},
             "model_kwargs": {"type": "object", "description": "extra timm.create_model arguments (depth, embed_dim, ...)"},
+            "preprocess": PREPROCESS_SCHEMA,
+            "pooling": {"enum": ["cls", "cls+mean"],
+                        "description": "cls: CLS after the final norm; cls+mean: CLS ⊕ mean of the patch tokens "
+                                       "(register tokens excluded)"},
             "layers": {"type": "array", "items": {"type": "integer"},
                        "description": "block indices (0-based) whose CLS and mean patch tokens are also returned"},
             "download_hint": {"type": "string"},
@@ -75,7 +138,7 @@ class TimmFeatures(FeatureExtractor):
         return str(self.params.get("pretrained", "random-init"))
 
     def feature_keys(self) -> list[str]:
-        keys = ["cls"]
+        keys = [self.params.get("pooling", "cls")]
         for i in self.params.get("layers", []):
             keys += [f"block{i}/cls", f"block{i}/mean"]
         return keys
@@ -92,32 +155,58 @@ class TimmFeatures(FeatureExtractor):
                                  f"({exc})") from exc
         device = pick_device(self.device)
         size = int(self.params.get("img_size", 224))
-        kwargs = dict(self.params.get("model_kwargs") or {}, num_classes=0, img_size=size)
+        kwargs = resolve_class_kwargs(dict(self.params.get("model_kwargs") or {}, num_classes=0),
+                                      f"model '{self.name}' ({self.spec.path})")
+        if "img_size" in self.params or "img_size" not in kwargs:
+            kwargs["img_size"] = size
         ckpt = self._checkpoint()
         pretrained = self.params.get("pretrained")
         try:
             if pretrained and ckpt is None:
-                name = pretrained if pretrained.startswith("hf-hub:") else f"{self.params['arch']}.{pretrained}"
+                name = (pretrained if pretrained.startswith(("hf-hub:", "hf_hub:", "local-dir:"))
+                        else f"{self.params['arch']}.{pretrained}")
                 model = timm.create_model(name, pretrained=True, **kwargs)
             else:
                 model = timm.create_model(self.params["arch"], pretrained=False, **kwargs)
         except RuntimeError as exc:
-            raise ModelLoadError(f"model '{self.name}': timm could not build {self.params['arch']}: {exc}") from exc
+            raise ModelLoadError(f"model '{self.name}': timm could not build {self.params['arch']}"
+                                 f"{' from ' + pretrained if pretrained else ''}: {str(exc).splitlines()[0]}. Check "
+                                 f"params.model_kwargs in {self.spec.path} against the model card") from exc
         except Exception as exc:  # hub lookups offline: huggingface_hub / OSError
             from cytoreg.models.weights import hf_cache_dir
 
+            gated = f" The repository is gated: accept the licence at {self.spec.get('gated')} first." \
+                if self.spec.get("gated") else ""
             raise ModelLoadError(
                 f"model '{self.name}': cannot load pretrained weights '{pretrained}' for {self.params['arch']}; looked "
                 f"in the Hugging Face cache {hf_cache_dir()}{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}. "
-                f"{self.params.get('download_hint', 'Download it on a machine with network (huggingface-cli download).')} "
+                f"{self.params.get('download_hint', 'Download it on a machine with network (huggingface-cli download).')}"
+                f"{gated} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         if ckpt is not None:
             self._load_checkpoint(model, ckpt, torch, timm)
         self._model = model.to(device).eval()
         self._torch, self._device = torch, device
-        self._transform = transforms.Compose([
-            transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        if self.params.get("preprocess"):
+            self._transform = build_transform(self.params["preprocess"])
+            self._check_pretrained_cfg(model)
+        else:
+            self._transform = transforms.Compose([
+                transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
+                transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    def _check_pretrained_cfg(self, model) -> None:
+        """The checkpoint's own config.json (``pretrained_cfg``) against the spec's mean/std: a
+        disagreement is printed (which one the card means is for the user to decide), never hidden."""
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        if cfg.get("source") not in ("hf-hub", "local-dir"):
+            return
+        pre = self.params["preprocess"]
+        for key in ("mean", "std"):
+            theirs = cfg.get(key)
+            if theirs is not None and any(abs(float(a) - float(b)) > 1e-4 for a, b in zip(theirs, pre[key])):
+                print(f"cytoreg: model '{self.name}': the checkpoint's config.json gives {key} {list(theirs)}, the "
+                      f"spec ({self.spec.path}) {pre[key]}; cytoreg uses the spec's", file=sys.stderr)
 
     def _load_checkpoint(self, model, path: Path, torch, timm) -> None:
         if path.suffix == ".safetensors":
@@ -161,7 +250,13 @@ class TimmFeatures(FeatureExtractor):
         x = batch.to(self._device)
         out: dict[str, np.ndarray] = {}
         with torch.inference_mode():
-            out["cls"] = self._model(x).float().cpu().numpy()
+            if self.params.get("pooling", "cls") == "cls+mean":
+                tokens = self._model.forward_features(x)  # after the final norm: [CLS, registers, patches]
+                prefix = int(getattr(self._model, "num_prefix_tokens", 1))
+                out["cls+mean"] = torch.cat([tokens[:, 0], tokens[:, prefix:].mean(dim=1)], dim=-1).float().cpu().numpy()
+            else:
+                f = self._model(x)
+                out["cls"] = (f[:, 0] if f.ndim == 3 else f).float().cpu().numpy()  # global_pool '' gives tokens
             layers = self.params.get("layers")
             if layers:
                 maps = self._model.forward_intermediates(x, indices=list(layers), intermediates_only=True,

@@ -225,11 +225,14 @@ def check_task(data: dict, where: str) -> list[str]:
     label_set = set(labels)
 
     def must_be_label(value: str, loc: str) -> None:
+        if not isinstance(value, str):
+            return  # a wrong type is reported by the schema check of that field
         if value not in label_set:
             problems.append(f"{where}: {loc}: '{value}' is not one of the task's labels"
                             f"{suggest(value, labels)}")
 
-    for key, target in (data["data"].get("label_map") or {}).items():
+    label_map = data["data"].get("label_map")
+    for key, target in (label_map.items() if isinstance(label_map, dict) else ()):
         if target is not None:
             must_be_label(target, f"data.label_map.{key}")
     for lab, alias_list in (data.get("aliases") or {}).items():

@@ -82,8 +82,8 @@ def read_raw(path: Path, origin: str) -> RawSpec:
         raise SpecError([f"{path}: a spec file must contain one mapping (key: value pairs), "
                          f"found {type(data).__name__}"])
     tag = data.get("spec")
-    if tag not in SPEC_TYPES:
-        hint = suggest(str(tag), list(SPEC_TYPES)) if tag else ""
+    if not isinstance(tag, str) or tag not in SPEC_TYPES:
+        hint = suggest(str(tag), list(SPEC_TYPES)) if isinstance(tag, str) and tag else ""
         raise SpecError([f"{path}: spec: {tag!r} is not a known spec type{hint}; "
                          f"use one of {', '.join(SPEC_TYPES)}"])
     name = data.get("name")
@@ -109,24 +109,44 @@ def deep_merge(base: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
-def expand_env(value: Any, where: str, problems: list[str], path: tuple = ()) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string."""
+#: characters ``${VAR}`` expansion may add to one spec (values are paths, URLs, ids: short)
+MAX_EXPANSION_CHARS = 1024 * 1024
+
+
+def expand_env(value: Any, where: str, problems: list[str], path: tuple = (),
+               _budget: list[int] | None = None) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string. Each expanded variable's value
+    is registered as a secret (see :mod:`cytoreg.secrets`); the expansion may add at most
+    :data:`MAX_EXPANSION_CHARS` characters to a spec."""
+    budget = [MAX_EXPANSION_CHARS] if _budget is None else _budget
     if isinstance(value, dict):
-        return {k: expand_env(v, where, problems, path + (k,)) for k, v in value.items()}
+        return {k: expand_env(v, where, problems, path + (k,), budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, where, problems, path + (i,)) for i, v in enumerate(value)]
+        return [expand_env(v, where, problems, path + (i,), budget) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
+    from cytoreg import secrets
 
     def repl(m: re.Match) -> str:
         var, default = m.group(1), m.group(2)
         if var in os.environ and os.environ[var] != "":
-            return os.environ[var]
-        if default is not None:
-            return default
-        problems.append(f"{where}: {json_path(path)}: environment variable {var} is not set; "
-                        f"set it, or write ${{{var}:-default}} to give a default")
-        return m.group(0)
+            secrets.register_env(var, from_expansion=True)
+            out = os.environ[var]
+        elif default is not None:
+            out = default
+        else:
+            problems.append(f"{where}: {json_path(path)}: environment variable {var} is not set; "
+                            f"set it, or write ${{{var}:-default}} to give a default")
+            return m.group(0)
+        if budget[0] < 0:  # already reported
+            return m.group(0)
+        budget[0] -= len(out)
+        if budget[0] < 0:
+            problems.append(f"{where}: {json_path(path)}: ${{{var}}} expansion makes the spec longer than "
+                            f"{MAX_EXPANSION_CHARS:,} characters; an environment variable should hold a short "
+                            "value (a path, a URL, an id)")
+            return m.group(0)
+        return out
 
     return _ENV.sub(repl, value)
 

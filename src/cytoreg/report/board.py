@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cytoreg.errors import CytoregError
+from cytoreg.report.readers import read_results
 
 #: metrics where smaller is better (ranking and "best" marks flip)
 LOWER_IS_BETTER = {"ece", "invalid_rate", "brier"}
@@ -122,14 +123,7 @@ def load_runs(dirs: list[Path]) -> Board:
         path = d / "results.json" if d.is_dir() else d
         if not path.exists():
             raise CytoregError(f"no results.json in {d}; pass the folders given to `cytoreg eval --output`")
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CytoregError(f"{path} is not valid JSON ({exc}); was the run interrupted while writing? "
-                               "Re-run the same `cytoreg eval` command to rewrite it") from exc
-        if not isinstance(results, dict) or results.get("schema") != "cytoreg/results/v1":
-            schema = results.get("schema") if isinstance(results, dict) else type(results).__name__
-            raise CytoregError(f"{path}: schema '{schema}' is not cytoreg/results/v1")
+        results = read_results(path)  # truncated / foreign files: a message naming the file and line
         run = path.parent.resolve()
         board.runs.append(run)
         board.results[run] = results
@@ -346,7 +340,8 @@ def _tied(board: Board, col: tuple[str, str], best: str, other: str, metric: str
     if a.run == b.run:
         for c in a.comparisons:
             if c.get("metric") == metric and {c.get("a"), c.get("b")} == {best, other}:
-                return c["low"] <= 0 <= c["high"]
+                lo, hi = c.get("low"), c.get("high")  # null when the metric was undefined (NaN)
+                return lo is not None and hi is not None and lo <= 0 <= hi
     pa, pb = _predictions(a, seen), _predictions(b, seen)
     if pa is None or pb is None:
         return False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cytoreg.report.board import Board, Entry
+from cytoreg.report.results import atomic_write
 
 EMBED_MAX = 50_000
 IMAGE_SIZE = 384
@@ -135,7 +136,7 @@ def write_explorer(board: Board, out: Path, include_images: bool = False, title:
     external = len(rows) > EMBED_MAX if external is None else external
     data = json.dumps({"rows": rows, "notes": notes}, ensure_ascii=False, separators=(",", ":"))
     if external:
-        (out / "samples.json").write_text(data, encoding="utf-8")
+        atomic_write(out / "samples.json", data)
         embedded = "null"
     else:
         embedded = data.replace("</", "<\\/")
@@ -143,7 +144,7 @@ def write_explorer(board: Board, out: Path, include_images: bool = False, title:
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{BODY}"
             f'<script id="data" type="application/json">{embedded}</script><script>{JS}</script></body></html>')
     path = out / "samples.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write(path, page)
     return path
 
 

@@ -16,6 +16,8 @@ from cytoreg.report.board import Board, Entry, Table, column_name
 
 MAX_EXAMPLES = 12
 THUMB = 128
+MAX_MATRIX_LABELS = 30  # confusion-matrix plots beyond this show the most confused classes
+MAX_BAR_LABELS = 40     # per-class F1 bars beyond this show the lowest-F1 classes
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -76,6 +78,8 @@ def _pyplot():
                            "use --format md,csv") from None
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # labels are data: `$\\frac{1}{$` is text, not TeX
+    matplotlib.rcParams["text.usetex"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -88,9 +92,35 @@ def _finish(plt, fig, ax, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion(cm: dict, title: str, path: Path) -> None:
+def top_confused(cm: dict, k: int = MAX_MATRIX_LABELS) -> tuple[dict, str | None]:
+    """The confusion matrix cut to the ``k`` true classes with the most errors (ties: the larger
+    class first, then label order), with one column summing the answers for all other labels;
+    shares stay shares of the full row. Returns (matrix dict, note) — note None when uncut."""
     import numpy as np
 
+    labels = list(cm["labels"])
+    if len(labels) <= k:
+        return cm, None
+    m = np.asarray(cm["matrix"], dtype=np.int64)
+    cols = list(cm.get("columns") or labels)
+    n = len(labels)
+    errors = m.sum(axis=1) - np.diag(m[:, :n])
+    order = sorted(range(n), key=lambda i: (-int(errors[i]), -int(m[i].sum()), i))[:k]
+    keep = sorted(order)
+    rest = [j for j in range(n) if j not in set(keep)]
+    sub = np.concatenate([m[keep][:, keep], m[keep][:, rest].sum(axis=1, keepdims=True), m[keep][:, n:]], axis=1)
+    out = {"labels": [labels[i] for i in keep], "columns": [labels[i] for i in keep] + [f"{len(rest)} other labels"]
+           + cols[n:], "matrix": sub.tolist()}
+    return out, (f"confusion matrix: the {k} of {n} true classes with the most errors; the full matrix is in "
+                 "results.json")
+
+
+def plot_confusion(cm: dict, title: str, path: Path) -> str | None:
+    """Row-normalised confusion matrix; more than MAX_MATRIX_LABELS classes are cut to the most
+    confused ones (a 1,000-label matrix would need a 38,000-pixel square). Returns the note."""
+    import numpy as np
+
+    cm, note = top_confused(cm)
     plt = _pyplot()
     m = np.asarray(cm["matrix"], dtype=float)
     cols = cm.get("columns") or cm["labels"]
@@ -111,27 +141,41 @@ def plot_confusion(cm: dict, title: str, path: Path) -> None:
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     _finish(plt, fig, ax, title, path)
+    return note
 
 
-def plot_per_class_f1(per_class: dict, title: str, path: Path) -> None:
+def plot_per_class_f1(per_class: dict, title: str, path: Path) -> str | None:
+    """Per-class F1 bars; beyond MAX_BAR_LABELS classes, the lowest-F1 ones. Returns the note."""
     plt = _pyplot()
     labels = list(per_class)
-    f1 = [per_class[lab]["f1"] for lab in labels]
+    note = None
+    if len(labels) > MAX_BAR_LABELS:
+        worst = sorted(range(len(labels)), key=lambda i: (_f1_of(per_class[labels[i]]), i))[:MAX_BAR_LABELS]
+        note = (f"per-class F1: the {MAX_BAR_LABELS} of {len(labels)} classes with the lowest F1; all are in "
+                "results.json")
+        labels = [labels[i] for i in sorted(worst)]
+    f1 = [_f1_of(per_class[lab]) for lab in labels]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1.2))
     ax.barh(range(len(labels)), f1, color="#4c78a8")
-    ax.set_yticks(range(len(labels)), labels=[f"{_short(lab)} (n={per_class[lab]['support']})" for lab in labels],
+    ax.set_yticks(range(len(labels)), labels=[f"{_short(lab)} (n={per_class[lab].get('support')})" for lab in labels],
                   fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("F1")
     _finish(plt, fig, ax, title, path)
+    return note
+
+
+def _f1_of(row: dict) -> float:
+    v = row.get("f1") if isinstance(row, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 def reliability(rows: list[dict], bins: int = 10) -> list[dict] | None:
     """Per equal-width confidence bin: mean confidence, accuracy and count (top-1 probability)."""
     pts = []
     for r in rows:
-        if isinstance(r.get("response"), dict) and r["response"]:
+        if isinstance(r.get("response"), dict) and r["response"] and None not in r["response"].values():
             conf = max(r["response"].values())
             pts.append((conf, bool(r["correct"])))
     if not pts:
@@ -223,12 +267,9 @@ def _samples(run: Path) -> list[tuple[int, dict]]:
     path = run / "samples.jsonl"
     if not path.exists():
         return []
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if line.strip():
-                out.append((i, json.loads(line)))
-    return out
+    from cytoreg.report.readers import iter_samples
+
+    return list(iter_samples(path))
 
 
 def _thumbnail(src: str | None, dest: Path) -> bool:
@@ -251,7 +292,7 @@ def _spread(rows: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
     """Misclassified rows, round-robin over true labels (each label's rows by id), so the first
     examples shown cover many classes rather than the alphabetically first one."""
     by_label: dict[str, list] = {}
-    for item in sorted(rows, key=lambda x: x[1]["id"]):
+    for item in sorted(rows, key=lambda x: str(x[1].get("id"))):
         by_label.setdefault(str(item[1].get("label")), []).append(item)
     out, queues = [], [by_label[k] for k in sorted(by_label)]
     while any(queues):
@@ -291,13 +332,14 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]], run_lab
     slug = _slug(e.task, e.setting, e.model, run_label or e.run.name)
     figs = []
     metrics = ev.get("metrics", {})
+    notes = []
     if isinstance(metrics.get("confusion_matrix"), dict):
         p = out / "img" / f"cm-{slug}.png"
-        plot_confusion(metrics["confusion_matrix"], title, p)
+        notes.append(plot_confusion(metrics["confusion_matrix"], title, p))
         figs.append(f'<img class="plot confusion" alt="confusion matrix {html.escape(title)}" src="img/{p.name}">')
     if isinstance(metrics.get("per_class"), dict) and metrics["per_class"]:
         p = out / "img" / f"f1-{slug}.png"
-        plot_per_class_f1(metrics["per_class"], f"per-class F1 · {title}", p)
+        notes.append(plot_per_class_f1(metrics["per_class"], f"per-class F1 · {title}", p))
         figs.append(f'<img class="plot perclass" alt="per-class F1 {html.escape(title)}" src="img/{p.name}">')
     rows = [(i, r) for i, r in samples if r.get("task") == e.task and r.get("model") == e.model
             and r.get("setting") == e.setting]
@@ -328,22 +370,23 @@ def _entry_section(e: Entry, out: Path, samples: list[tuple[int, dict]], run_lab
         if not copy_images:
             img = '<div class="noimg">(image not copied: licence)</div>'
         elif _thumbnail(r.get("image"), thumb):
-            img = f'<img alt="{html.escape(r["id"])}" src="thumbs/{thumb.name}">'
+            img = f'<img alt="{html.escape(str(r.get("id")))}" src="thumbs/{thumb.name}">'
         else:
             img = '<div class="noimg">(image not found)</div>'
         pred = r.get("parsed") or ("error" if r.get("error") else "invalid")
         shown = {k: v for k, v in r.items() if k != "image"}  # no machine paths in the page
         examples.append(
-            f'<div class="ex">{img}<br>{html.escape(_short(r["id"], 30))}<br>true: {html.escape(str(r["label"]))}'
+            f'<div class="ex">{img}<br>{html.escape(_short(str(r.get("id")), 30))}<br>true: {html.escape(str(r.get("label")))}'
             f'<br>pred: {html.escape(str(pred))}<details><summary>samples.jsonl line {line}</summary><pre>'
             f'{html.escape(json.dumps(shown, ensure_ascii=False, indent=1))}</pre></details></div>')
+    plot_notes = "".join(f'<p class="plotnote">{html.escape(n)}</p>' for n in notes if n)
     more = f"<p>{len(wrong) - MAX_EXAMPLES} more misclassified</p>" if len(wrong) > MAX_EXAMPLES else ""
     link = (f'<p><a href="{html.escape(browse)}">browse all {len(first_try)} samples</a> · <a href="'
             f'{html.escape(browse + "&outcome=wrong")}">the {len(wrong)} misclassified</a></p>')
     ex_html = (f"<h4>misclassified ({len(wrong)} of {len(first_try)})"
                f"</h4>{''.join(examples)}{more}") if wrong else "<p>no misclassified samples</p>"
     return (f'<section class="entry" id="e-{slug}"><h3>{html.escape(title)}</h3><p>n = {ev.get("n")}, run '
-            f'{html.escape(run_label)}</p><div class="figs">{"".join(figs)}</div>{link}{ex_html}</section>')
+            f'{html.escape(run_label)}</p><div class="figs">{"".join(figs)}</div>{plot_notes}{link}{ex_html}</section>')
 
 
 def _tabs(tables: list[Table]) -> str:
@@ -453,6 +496,8 @@ def render_html(board: Board, tables: Table | list[Table], out: Path, include_im
             f'<ul class="notes">{notes}</ul>{_models_html(extra.get("models", []))}'
             f'{_efficiency_html(extra.get("efficiency", []))}{_provenance_html(extra["provenance"]) if "provenance" in extra else ""}'
             f"{''.join(sections)}<script>{JS}</script></body></html>")
+    from cytoreg.report.results import atomic_write
+
     path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write(path, page)
     return path

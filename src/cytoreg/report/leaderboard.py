@@ -132,10 +132,14 @@ def write_leaderboard(dirs: list[Path], out: Path, metric: str | list[str] = "f1
     folder is self-contained (relative links, copied sample rows and permitted images, no machine
     paths), so it can be moved, zipped or published."""
     from cytoreg.report.explorer import collect_latencies
+    from cytoreg.report.readers import check_samples
     from cytoreg.report.summaries import efficiency, group_summaries, model_rows, provenance
 
     metrics = [metric] if isinstance(metric, str) else list(metric)
     board = load_runs(dirs)
+    if "html" in formats:  # a damaged samples.jsonl is reported before anything is written
+        for run in board.runs:
+            check_samples(run / "samples.jsonl")
     tables = [build_table(board, m, allow_mixed=allow_mixed) for m in metrics]
     groups = [group_summaries(board, tb) for tb in tables]
     models = model_rows(board)

@@ -43,14 +43,53 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files others may read
-    os.replace(tmp, path)
+    atomic_write_many([(Path(path), text)])
+
+
+def atomic_write_many(files: list[tuple[Path, str]]) -> None:
+    """Write every file to a temporary sibling (flushed to disk), then rename them into place in
+    the given order. A failure (disk full, file-size limit, read-only folder) removes the
+    temporary files and leaves the previous files untouched; it is raised as a CytoregError
+    naming the file. Secrets (see :mod:`cytoreg.secrets`) are masked in every text written: this
+    is the sink of results.json, samples.jsonl and the reports, so an API key a server echoed
+    never reaches the disk."""
+    from cytoreg.errors import CytoregError
+    from cytoreg.oserrors import describe_os_error
+    from cytoreg.secrets import redact, secret_values
+
+    keys = secret_values()
+
+    temps: list[tuple[str, Path]] = []
+    current = files[0][0] if files else Path(".")
+    try:
+        for path, text in files:
+            current = path
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any file
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(redact(text, keys))
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            current = path
+            os.replace(tmp, path)
+        temps = []
+    except OSError as exc:
+        raise CytoregError(f"{describe_os_error(exc, current)}; the previous {current.name} (if any) is unchanged") from exc
+    finally:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
@@ -106,14 +145,16 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         "comparisons": comparisons(cfg, prepared, evaluations),
     })
     out = Path(cfg.output)
-    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
     lines = []
     for ev in evaluations:
         where = {smp.id: str(smp.image) for smp in prepared[ev.task].test}  # for reports' thumbnails
         for r in ev.records:
             lines.append(json.dumps(_clean({"task": ev.task, "model": ev.model, "setting": ev.setting, **r,
                                             "image": where.get(r["id"])}), ensure_ascii=False))
-    atomic_write(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    # both files or neither; samples.jsonl is renamed into place first, so a results.json never
+    # points at samples it lacks
+    atomic_write_many([(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else "")),
+                       (out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))])
     return results
 
 

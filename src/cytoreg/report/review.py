@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import shutil
 from pathlib import Path
@@ -23,17 +24,24 @@ import numpy as np
 
 from cytoreg.errors import CytoregError
 from cytoreg.metrics.statistics import pearson
+from cytoreg.report.readers import iter_samples, read_json
 
 SCALE = {1: "excellent", 2: "good", 3: "fair", 4: "poor", 5: "misleading or completely incorrect"}
 SHEET_COLUMNS = ["item", "image", "explanation", "rating", "expert_label", "mistakes"]
+
+
+def spreadsheet_text(text: str) -> str:
+    """A model's reply as a CSV cell a spreadsheet shows as text: a leading ``= + - @`` (or tab /
+    carriage return) would make Excel or LibreOffice run it as a formula, so it gets a ``'``."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _rows(run: Path, task: str, model: str, setting: str) -> list[dict]:
     path = run / "samples.jsonl"
     if not path.exists():
         raise CytoregError(f"no samples.jsonl in {run}; pass the folder given to `cytoreg eval --output`")
-    rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    rows = [r for r in rows if r["task"] == task and r["model"] == model and r["setting"] == setting
+    rows = [r for _, r in iter_samples(path)]
+    rows = [r for r in rows if r.get("task") == task and r.get("model") == model and r.get("setting") == setting
             and r.get("try", 0) == 0 and r.get("error") is None and r.get("response")]
     if not rows:
         raise CytoregError(f"{path} has no answered {setting} samples of task '{task}' and model '{model}'")
@@ -66,14 +74,14 @@ def export_review(run: Path, out: Path, task: str, model: str, per_class: int = 
                                "the dataset is")
         name = f"cell_{item:03d}{src.suffix.lower()}"
         shutil.copy2(src, out / "images" / name)
-        sheet.append({"item": item, "image": f"images/{name}", "explanation": r["response"], "rating": "",
+        sheet.append({"item": item, "image": f"images/{name}", "explanation": str(r["response"]), "rating": "",
                       "expert_label": "", "mistakes": ""})
         key.append({"item": item, "sample_id": r["id"], "true_label": r["label"], "predicted": r["parsed"],
                     "correct": bool(r["correct"]), "confidence": r.get("confidence")})
     with (out / "review.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=SHEET_COLUMNS)
         w.writeheader()
-        w.writerows(sheet)
+        w.writerows({**s, "explanation": spreadsheet_text(s["explanation"])} for s in sheet)
     (out / "key.json").write_text(json.dumps({"run": str(run), "task": task, "model": model, "setting": setting,
                                               "per_class": per_class, "seed": seed, "shortfalls": shortfalls,
                                               "items": key}, indent=2))
@@ -157,7 +165,11 @@ def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
     key_path = folder / "key.json"
     if not key_path.exists():
         raise CytoregError(f"no key.json in {folder}; pass the folder written by `cytoreg review export`")
-    key = json.loads(key_path.read_text())
+    key = read_json(key_path, "key.json")
+    if not isinstance(key, dict) or not isinstance(key.get("items"), list) or not all(
+            isinstance(k, dict) and "item" in k for k in key["items"]):
+        raise CytoregError(f"{key_path}: not a review key written by `cytoreg review export` (items missing); "
+                           "export the review again")
     ratings = Path(ratings) if ratings else folder / "review.csv"
     if not ratings.exists():
         raise CytoregError(f"no ratings sheet at {ratings}; pass the expert's filled CSV with --ratings")
@@ -165,21 +177,33 @@ def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
     rated: list[dict] = []
     problems: list[str] = []
     seen: set[int] = set()
-    with ratings.open(newline="", encoding="utf-8-sig") as fh:
-        for line, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                item = int(row["item"])
-            except (KeyError, ValueError):
-                problems.append(f"{ratings}:{line}: no item number")
-                continue
-            seen.add(item)
-            value = (row.get("rating") or "").strip()
-            if item not in by_item:
-                problems.append(f"{ratings}:{line}: item {item} is not in key.json")
-            elif value not in {"1", "2", "3", "4", "5"}:
-                problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
-            else:
-                rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
+    data = ratings.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        raise CytoregError(f"{ratings}:{bad_line}: not UTF-8 (byte offset {exc.start}); "
+                           "save the sheet as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise CytoregError(f"{ratings}:{reader.line_num}: not a readable CSV sheet ({exc}); save it again as CSV "
+                           "UTF-8") from None
+    for line, row in enumerate(rows, start=2):
+        try:
+            item = int(row["item"])
+        except (KeyError, ValueError, TypeError):
+            problems.append(f"{ratings}:{line}: no item number")
+            continue
+        seen.add(item)
+        value = (row.get("rating") or "").strip()
+        if item not in by_item:
+            problems.append(f"{ratings}:{line}: item {item} is not in key.json")
+        elif value not in {"1", "2", "3", "4", "5"}:
+            problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
+        else:
+            rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
     missing = sorted(set(by_item) - seen)
     if missing:
         problems.append(f"{ratings}: {len(missing)} item(s) missing from the sheet: {', '.join(map(str, missing[:10]))}")
