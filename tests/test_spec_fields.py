@@ -34,6 +34,8 @@ MODEL = {
     # leaderboard metadata: recorded in results.json (models.<m>.meta) and shown in the model table
     "parameters": DIRECT, "open_weights": DIRECT, "release": DIRECT, "price": DIRECT,
     "price.input_per_mtok": DIRECT, "price.output_per_mtok": DIRECT, "price.currency": DIRECT, "price.as_of": DIRECT,
+    "gated": "test_models_check.py::test_gated_and_missing_say_where_to_accept_the_licence",
+    "memory": DOC,  # documentation of the weights' size, printed by `cytoreg show`
     # cytoreg finetune (merged from main)
     "finetune": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.base": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.epochs": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume",
     "finetune.seed": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume", "finetune.poll_interval": "test_finetune.py::test_openai_route_files_jobs_eval_and_resume",
