@@ -385,3 +385,19 @@ def test_padchest_findings_become_binary_views_with_a_mean_auc(specs, tmp_path, 
     assert group["auc_macro_mean"] == pytest.approx(sum(aucs) / 3)
     assert all(res["tasks"][t]["labels"] == ["absent", "present"] for t in names)
 
+
+
+def test_mlp_head_trains_even_when_a_caller_left_grad_mode_off():
+    """Some libraries switch autograd off globally; the head must train the same either way."""
+    import torch
+
+    from cytoreg.tasks.probe_heads import _mlp
+
+    rng = np.random.RandomState(0)
+    X, X_test = rng.normal(size=(40, 6)), rng.normal(size=(10, 6))
+    y = ["a" if v > 0 else "b" for v in X[:, 0]]
+    cfg = {"standardize": True, "mlp": {"hidden": 8, "epochs": 5, "patience": 0}}
+    ref = _mlp(cfg, X, y, X_test, ["a", "b"], None, None, 1).proba
+    with torch.no_grad():
+        off = _mlp(cfg, X, y, X_test, ["a", "b"], None, None, 1).proba
+    np.testing.assert_array_equal(ref, off)

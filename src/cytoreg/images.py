@@ -239,9 +239,23 @@ def inspect_many(items: dict[str, Any], workers: int | None = None) -> dict[str,
         return {}
     from concurrent.futures import ThreadPoolExecutor
 
+    from cytoreg import image_check_cache as remembered
+
+    known = remembered.load()
+    file_keys = {k: remembered.file_key(src) for k, src in items.items()}
+    out: dict[str, ImageInfo] = {}
+    for k, fk in file_keys.items():
+        info = remembered.info_from(known[fk]) if fk in known else None
+        if info is not None:
+            out[k] = info
+    keys = [k for k in items if k not in out]
     n = workers or min(8, (os.cpu_count() or 1) + 1)
-    keys = list(items)
     if n <= 1 or len(keys) < 8:
-        return {k: inspect_image(items[k]) for k in keys}
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return dict(zip(keys, pool.map(lambda k: inspect_image(items[k]), keys)))
+        out.update({k: inspect_image(items[k]) for k in keys})
+    else:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            out.update(zip(keys, pool.map(lambda k: inspect_image(items[k]), keys)))
+    new = {file_keys[k]: remembered.as_entry(out[k]) for k in keys if file_keys[k] and out[k].error is None}
+    if new:
+        remembered.save({**known, **new})
+    return {k: out[k] for k in items}

@@ -14,7 +14,23 @@ from cytoreg.metrics.classification import Predictions, compute
 if TYPE_CHECKING:
     from cytoreg.engine.execute import CallStats
 
-CI_METRICS = ("accuracy", "balanced_accuracy", "f1_weighted", "f1_macro")
+
+
+def wants_ci(name: str, value: object) -> bool:
+    """A metric gets a bootstrap CI and a fold spread when it returned one finite number and did
+    not declare otherwise (``fn.ci = False``; e.g. the score-based AUC and ECE, whose resampling
+    costs seconds per evaluation)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        return False
+    if name.startswith("evaluate:"):
+        return False
+    from cytoreg.registry.builtins import METRICS
+
+    if name not in METRICS:
+        return False
+    return bool(getattr(METRICS.get(name), "ci", True))
 
 
 @dataclass
@@ -37,6 +53,12 @@ class EvalConfig:
     min_coverage: float = 1.0          # an evaluation answering fewer of its requests is "incomplete"
     circuit_breaker: int | None = None  # overrides execution.circuit_breaker of every model
     overwrite: bool = False            # replace a finished run of another configuration in ``output``
+    fresh_output: bool = False         # the CLI chose a fresh runs/<timestamp> (no --output given)
+    settings: list[str] | None = None  # --settings: run only these (zero_shot, few_shot, ...)
+    # -M / -T / --set as given ({"model_args": [...], "task_args": [...], "set": [...]}), and the
+    # --config file they came from; recorded in results.json, hashed into the run identity
+    overrides: dict = field(default_factory=dict)
+    config_file: str | None = None
 
 
 @dataclass
@@ -87,8 +109,16 @@ def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalCo
     seed = int(spec_stats.get("seed", cfg.seed))
     folds = int(spec_stats.get("folds", 5))
     method = str(spec_stats.get("ci", "percentile"))
-    ci_metrics = [m for m in CI_METRICS if m in metrics]
-    ci = statistics.bootstrap_cis(p, ci_metrics, resamples, conf, seed, method)  # one pass, all metrics
+    ci_metrics = [m for m, value in metrics.items() if wants_ci(m, value)]
+    if method == "bca":  # BCa needs a jackknife, which only the label-based fast metrics have
+        from cytoreg.metrics import fast
+
+        ci = statistics.bootstrap_cis(p, [m for m in ci_metrics if m in fast.FAST], resamples, conf, seed, "bca")
+        rest = [m for m in ci_metrics if m not in fast.FAST]
+        ci.update({m: {**v, "method": "percentile"}
+                   for m, v in statistics.bootstrap_cis(p, rest, resamples, conf, seed).items()})
+    else:
+        ci = statistics.bootstrap_cis(p, ci_metrics, resamples, conf, seed, method)  # one pass, all metrics
     spread = {m: statistics.fold_spread(p, m, folds) for m in ci_metrics} if folds > 1 else {}
     if ev.tries > 1:
         any_k: dict[str, bool] = {}

@@ -15,7 +15,8 @@ from cytoreg.cli.common import _console, styled
 
 # command modules in the order `cytoreg --help` lists them
 COMMANDS = ("list_cmd", "show", "validate", "models_cmd", "eval_cmd", "finetune", "cache", "review", "merge",
-            "leaderboard", "view", "interop", "data_cmd")
+            "leaderboard", "view", "interop", "data_cmd", "new", "completion")
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,38 @@ def build_parser() -> argparse.ArgumentParser:
         import_module(f"cytoreg.cli.{name}").register(sub, common)
     for p in sub.choices.values():  # `cytoreg eval ... --debug` works too
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+    for p in [parser, *sub.choices.values()]:  # before or after the command: cytoreg -v eval / eval -v
+        _add_verbosity(p)
     return parser
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more log output (-v info, -vv debug)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="errors only")
+    g.add_argument("--verbosity", choices=LEVELS, type=str.lower, default=argparse.SUPPRESS,
+                   help="log level (default warning)")
+
+
+def setup_logging(args) -> None:
+    """``logging`` for cytoreg's messages (plugin warnings, preflight notes, ...) on stderr."""
+    import logging
+
+    if getattr(args, "verbosity", None):
+        level = getattr(logging, args.verbosity.upper())
+    elif getattr(args, "quiet", False):
+        level = logging.ERROR
+    else:
+        level = {0: logging.WARNING, 1: logging.INFO}.get(getattr(args, "verbose", 0), logging.DEBUG)
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=_console(stderr=True), show_time=False, show_path=False, markup=False,
+                          rich_tracebacks=False)
+    logger = logging.getLogger("cytoreg")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures.ignore_file_size_signal()
     try:
         args = build_parser().parse_args(argv)
+        setup_logging(args)
         debug = debug or bool(getattr(args, "debug", False))
         try:
             code = args.fn(args)

@@ -144,6 +144,18 @@ def cmd_verify(args) -> int:
     return 0 if rep.ok else 1
 
 
+def cmd_fixtures(args) -> int:
+    """``data fixtures DIR``: the layout fixtures (:mod:`cytoreg.fixtures`) for trials and tests."""
+    from pathlib import Path
+
+    from cytoreg.fixtures import build_all
+
+    root = build_all(Path(args.dir))
+    _console().print(f"layout fixtures written to {root}; try:\n  CYTOREG_DATA={root} cytoreg eval --tasks "
+                     "hicervix,acevedo,bmc,wbcatt,mll23,nejm --models random,prior -o runs/fixtures")
+    return 0
+
+
 def register(sub, common) -> None:
     p = sub.add_parser("data", help="list, fetch and verify the datasets of the task specs")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -162,3 +174,7 @@ def register(sub, common) -> None:
     pv.add_argument("--show", type=int, default=20, help="extra files to list")
     pv.add_argument("--json", action="store_true")
     pv.set_defaults(fn=cmd_verify)
+    px = dsub.add_parser("fixtures", help="build every benchmark dataset in its published layout under DIR "
+                         "(made-up rows, shipped PBC images), for CYTOREG_DATA=DIR")
+    px.add_argument("dir", metavar="DIR")
+    px.set_defaults(fn=cmd_fixtures)

@@ -30,7 +30,8 @@ def register(sub, common) -> None:
     p.add_argument("--metric", default="f1_weighted", help="table metric(s), comma-separated: one table each "
                    "(default f1_weighted)")
     p.add_argument("--format", action="append", default=None, help="md, csv, html (comma-separated; default all)")
-    p.add_argument("--out", default="leaderboard", help="output folder (default ./leaderboard)")
+    p.add_argument("--output", "-o", "--out", dest="out", default="leaderboard",
+                   help="output folder (default ./leaderboard; --out is the old name)")
     p.add_argument("--allow-mixed", action="store_true", help="show cells scored on different samples (e.g. a "
                    "--limit run beside a full run) flagged instead of refusing; they are never bolded or ranked")
     p.add_argument("--include-images", action="store_true", help="copy images also of tasks whose licence forbids "

@@ -17,19 +17,32 @@ def cmd_list(args) -> int:
     groups = {"tasks": cat.tasks, "models": cat.models, "metrics": METRICS, "adapters": ADAPTERS,
               "sources": SOURCES, "kinds": TASK_KINDS}
     chosen = groups if what == "all" else {what: groups[what]}
+    rows = {g: [_row(e, g) for e in reg] for g, reg in chosen.items()}
     if args.json:
-        print(json.dumps({g: [{"name": e.name, "kind": e.kind, "origin": e.origin, "description": e.description}
-                              for e in reg] for g, reg in chosen.items()}, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
+    from rich.markup import escape
+
     console = _console()
-    for group, reg in chosen.items():
+    for group, entries in rows.items():
         table = Table(title=group, title_justify="left")
         for col in ("name", "kind", "origin", "description"):
             table.add_column(col, overflow="fold")
-        for e in reg:
-            table.add_row(e.name, e.kind, e.origin, e.description)
+        for r in entries:
+            table.add_row(*(escape(r[c] or "") for c in ("name", "kind", "origin", "description")))
         console.print(table)
     return 0
+
+
+def _row(e, group: str) -> dict:
+    """One entry; a plugin's code entry (adapter, metric, kind, source) is imported to show its
+    kind and the first line of its docstring."""
+    from cytoreg.registry.plugins import describe
+
+    kind, desc = e.kind, e.description
+    if group not in ("tasks", "models") and not e.origin.startswith("built-in"):
+        kind, desc = describe(e, group)
+    return {"name": e.name, "kind": kind, "origin": e.origin, "description": desc}
 
 
 def register(sub, common) -> None:

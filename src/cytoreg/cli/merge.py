@@ -20,5 +20,5 @@ def cmd_merge(args) -> int:
 def register(sub, common) -> None:
     p = sub.add_parser("merge", help="combine `eval --shard I/N` outputs and score them together")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--output", required=True, help="folder for the merged caches and results")
+    p.add_argument("--output", "-o", required=True, help="folder for the merged caches and results")
     p.set_defaults(fn=cmd_merge)

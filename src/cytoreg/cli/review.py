@@ -12,7 +12,7 @@ def cmd_review(args) -> int:
 
     if args.action == "export":
         if not (args.task and args.model and args.out):
-            raise CytoregError("review export needs --task, --model and --out")
+            raise CytoregError("review export needs --task, --model and --output")
         info = review.export_review(Path(args.path), Path(args.out), args.task, args.model, args.per_class,
                                     args.seed, args.setting)
         _console().print(f"{info['items']} items: give {args.out}/review.html and review.csv to the expert "
@@ -37,6 +37,7 @@ def register(sub, common) -> None:
     p.add_argument("--setting", default="free_text")
     p.add_argument("--per-class", type=int, default=5, help="correct and wrong items per class (default 5 + 5)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", help="export: folder for review.html, review.csv, images/ and key.json")
+    p.add_argument("--output", "-o", "--out", dest="out",
+                   help="export: folder for review.html, review.csv, images/ and key.json (--out is the old name)")
     p.add_argument("--ratings", help="import: the filled CSV (default <folder>/review.csv)")
     p.set_defaults(fn=cmd_review)

@@ -23,7 +23,7 @@ from typing import Any
 from cytoreg.errors import CytoregError
 
 MANIFEST = "shard.json"
-CONFIG_KEYS = ("tasks", "models", "include", "limit", "seed", "bootstrap", "judge")
+CONFIG_KEYS = ("tasks", "models", "include", "limit", "seed", "bootstrap", "judge", "settings", "overrides")
 
 
 def shard_of(sample_id: str, n: int) -> int:

@@ -52,9 +52,9 @@ class _Collate:
 
     def __init__(self, stack: Callable[[list], Any] | None = None):
         if stack is None:
-            import torch
+            from cytoreg.models.base import stack_batch  # torch.stack; numpy arrays become tensors
 
-            stack = torch.stack
+            stack = stack_batch
         self.stack = stack
 
     def __call__(self, items):

@@ -53,7 +53,9 @@ def extract_features(adapter, refs: Sequence[ImageRef], shas: Sequence[str], sto
     errors: dict[int, str] = {}
     if not todo:
         return errors
-    adapter.load()
+    from cytoreg.models.base import ensure_loaded
+
+    ensure_loaded(adapter)
     for indices, batch, failed in image_loader(adapter, refs, todo, stack=adapter.collate):
         if indices:
             if stats is not None:

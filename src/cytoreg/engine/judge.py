@@ -35,7 +35,9 @@ def ask_judge(judge: Generator, texts: list[str], cache: ResponseCache, task: st
     replies: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i in range(len(keys)) if i not in replies]
     if missing:
-        judge.load()
+        from cytoreg.models.base import ensure_loaded
+
+        ensure_loaded(judge)
 
         def done(j: int, resp: Response) -> None:
             i = missing[j]

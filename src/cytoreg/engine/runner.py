@@ -5,7 +5,6 @@ import hashlib
 import json
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,11 @@ import numpy as np
 from cytoreg.cache import ResponseCache, request_key
 from cytoreg.engine.breaker import breaker_for
 from cytoreg.engine.execute import CallStats, run_generator
+from cytoreg.engine.progress import bar as _bar, first_cached as _first_cached, progress as _progress
 from cytoreg.errors import CytoregError, IncompatibleError, ModelLoadError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
-from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
+from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response, ensure_loaded
 from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
@@ -60,17 +60,6 @@ def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
     return pairs
 
 
-def _progress(enabled: bool):
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    transient=False)
-
-
 def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bool = True) -> dict:
     """Run and score everything; under torchrun / accelerate (WORLD_SIZE > 1) the ranks share the
     work (see :mod:`cytoreg.engine.distributed`). With ``cfg.shard`` only that shard's caches are
@@ -82,14 +71,16 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     if distributed and cfg.shard is None and dist.world_size() > 1:
         return dist.run(cfg, catalog)
     catalog = catalog or Catalog.load(cfg.include)
-    pairs = plan(cfg, catalog)
+    from cytoreg.engine.preflight import run_preflight
 
+    pre = run_preflight(cfg, catalog)  # every problem at once, before anything loads or is sent
+    pre.raise_problems()
     if cfg.shard is None:
         check_reuse(Path(cfg.output), run_config(cfg), cfg.overwrite)
     with locked(Path(cfg.output)):
         if cfg.shard is None:
             check_reuse(Path(cfg.output), run_config(cfg), cfg.overwrite)  # again: it may have finished meanwhile
-        return _evaluate(cfg, catalog, pairs)
+        return _evaluate(cfg, catalog, pre)
 
 
 def _announce(message: str) -> None:
@@ -97,14 +88,11 @@ def _announce(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def _evaluate(cfg: EvalConfig, catalog: Catalog, pairs: list) -> dict:
+def _evaluate(cfg: EvalConfig, catalog: Catalog, pre) -> dict:
     from cytoreg.engine import distributed as dist
     from cytoreg.report.results import write_results
 
-    prepared: dict[str, PreparedTask] = {}
-    for tspec, kind, _, _ in pairs:
-        if tspec.name not in prepared:
-            prepared[tspec.name] = kind.prepare(cfg.limit)
+    pairs, prepared = pre.pairs, pre.prepared
     if cfg.shard is not None:
         for prep in prepared.values():
             dist.keep_shard(prep.split, *cfg.shard)
@@ -121,7 +109,8 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pairs: list) -> dict:
                                                    "spec_hash": jspec.hash, "origin": jspec.origin,
                                                    "fingerprint": judge.fingerprint()})
     try:
-        with _progress(cfg.progress) as progress:
+        total = sum(w.requests if w.capability == "generator" else w.samples for w in pre.work)
+        with _progress(cfg.progress, total) as progress:
             by_model: dict[str, list] = {}
             for pair in pairs:
                 by_model.setdefault(pair[2].name, []).append(pair)
@@ -144,7 +133,7 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pairs: list) -> dict:
                         prep = prepared[tspec.name]
                         if cfg.shard is not None and not (prep.test or prep.split.train or prep.split.val):
                             continue
-                        for setting in kind.settings_for(adapter.capability):
+                        for setting in pre.settings[(tspec.name, mname)]:
                             if cfg.shard is not None and setting != "probe" and not prep.test:
                                 continue
                             result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
@@ -178,20 +167,6 @@ def _override_layers(adapter: ModelAdapter, layers: list[int]) -> None:
     adapter.params["layers"] = list(layers)
 
 
-def _bar(progress, label: str, total: int):
-    if progress is None:
-        return None, lambda n=1: None
-    tid = progress.add_task(label, total=total, rate="")
-
-    def advance(n: int = 1) -> None:
-        progress.advance(tid, n)
-        t = progress.tasks[tid]
-        if t.speed:
-            progress.update(tid, rate=f"{t.speed:.1f}/s")
-
-    return tid, advance
-
-
 def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, setting: str,
              cache: ResponseCache, progress, judge: Generator | None = None) -> Evaluation | list[Evaluation]:
     label = f"{prep.spec.name} × {adapter.name} [{setting}]"
@@ -199,7 +174,7 @@ def _run_one(cfg: EvalConfig, kind, prep: PreparedTask, adapter: ModelAdapter, s
     if setting == "probe":
         from cytoreg.engine.probe_run import run_probe
 
-        return run_probe(cfg, prep, adapter, cache, lambda total: _bar(progress, label, total)[1], stats,
+        return run_probe(cfg, prep, adapter, cache, lambda total: _first_cached(_bar(progress, label, total)[1]), stats,
                          fill_only=cfg.shard is not None)
     from cytoreg.engine.imagecheck import run_checked  # each test image decoded once; bad ones are error records
 
@@ -215,7 +190,7 @@ def _run_checked_one(cfg, kind, prep, adapter, setting, cache, progress, label, 
         records = [{"id": s.id, "label": s.label, "try": 0, "response": p, "parsed": p, "match": "baseline",
                     "correct": p == s.label, "error": None} for s, p in zip(samples, preds)]
         _, adv = _bar(progress, label, len(samples))
-        adv(len(samples))
+        adv(len(samples), cached=True, note="no calls")  # a baseline: not a rate
         return Evaluation(prep.spec.name, adapter.name, setting, records,
                           Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage,
                           ids=[s.id for s in samples])
@@ -262,7 +237,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     responses: dict[int, Response] = {i: hits[it[3]] for i, it in enumerate(items) if it[3] in hits}
     missing = [i for i in range(len(items)) if i not in responses]
     _, adv = _bar(progress, label, len(items))
-    adv(len(items) - len(missing))
+    adv(len(items) - len(missing), cached=True)
 
     def done(j: int, resp: Response) -> None:
         i = missing[j]
@@ -276,8 +251,8 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     breaker = breaker_for(adapter)
     if missing and not breaker.tripped:
         try:
-            adapter.load()  # once, before the thread pool
-        except ModelLoadError as exc:  # a missing key or weights stop this model; the others go on
+            ensure_loaded(adapter)  # once, before the thread pool
+        except ModelLoadError as exc:  # weights or a key that went missing: this model stops, the others go on
             breaker.trip(str(exc).rstrip("."))
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency, breaker)
     records = []
@@ -312,13 +287,14 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     fp = adapter.fingerprint()
     hits = cache.get_many(keys)
     _, adv = _bar(progress, label, len(keys))
-    adv(len(hits))
+    adv(len(hits), cached=True)
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
     if missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
         from cytoreg.engine.embed import embed_images
         from cytoreg.models.embedding_cache import EmbeddingCache
 
+        ensure_loaded(adapter)  # once per adapter, in the main process, before workers fork
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
 

@@ -43,8 +43,15 @@ class Predictions:
 MetricFn = Callable[[Predictions], Any]
 
 
-def scalar(name: str, description: str) -> Callable[[MetricFn], MetricFn]:
-    return METRICS.register(name, description=description, kind="scalar")
+def scalar(name: str, description: str, ci: bool = True) -> Callable[[MetricFn], MetricFn]:
+    """Register a one-number metric; ``ci=False`` declares that it gets no bootstrap CI / fold spread."""
+    register = METRICS.register(name, description=description, kind="scalar")
+
+    def deco(fn: MetricFn) -> MetricFn:
+        fn.ci = ci  # type: ignore[attr-defined]
+        return register(fn)
+
+    return deco
 
 
 def _fast(name: str, p: Predictions) -> float:
@@ -149,7 +156,7 @@ def auc_per_class(p: Predictions) -> dict[str, float] | None:
     return out
 
 
-@scalar("auc_macro", "mean one-vs-rest ROC AUC over labels present (needs model scores)")
+@scalar("auc_macro", "mean one-vs-rest ROC AUC over labels present (needs model scores)", ci=False)
 def auc_macro(p: Predictions) -> float | None:
     import numpy as np
 
@@ -160,7 +167,7 @@ def auc_macro(p: Predictions) -> float | None:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-@scalar("ece", "expected calibration error of the top-1 probability (15 equal-width bins)")
+@scalar("ece", "expected calibration error of the top-1 probability (15 equal-width bins)", ci=False)
 def ece(p: Predictions, bins: int = 15) -> float | None:
     import numpy as np
 

@@ -195,11 +195,39 @@ class ModelAdapter:
         payload = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
+    def check(self) -> list[str]:
+        """Preflight (``cytoreg eval --check``, and before any run): what would stop :meth:`load`
+        (packages, weights, keys), as messages naming the fix. Must not load weights or send
+        requests. Default: nothing to check."""
+        return []
+
     def load(self) -> None:
-        """Load weights / open clients. Called once, after the plan is checked."""
+        """Load weights / open clients. The engine calls it once per run, in the main process,
+        before the first request the caches cannot answer (never for a fully cached rerun)."""
 
     def close(self) -> None:
         """Release clients or memory."""
+
+
+def ensure_loaded(adapter: ModelAdapter) -> None:
+    """The engine's lifecycle guarantee: ``load()`` runs once per adapter object, in the main
+    process, before its first uncached request; ``close()`` releases it at the end of the model's
+    work."""
+    if not getattr(adapter, "_cytoreg_loaded", False):
+        import logging
+
+        logging.getLogger("cytoreg.models").info("loading model '%s' (%s)", adapter.name, type(adapter).__name__)
+        adapter.load()
+        adapter._cytoreg_loaded = True  # type: ignore[attr-defined]
+
+
+def stack_batch(items: list) -> Any:
+    """``torch.stack`` of preprocessed images; numpy arrays (a plugin's ``preprocess`` may return
+    them) become tensors first."""
+    import torch
+
+    return torch.stack([torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+                        for x in items])
 
 
 class Generator(ModelAdapter):
@@ -231,9 +259,7 @@ class Embedder(ModelAdapter):
 
     def encode_images(self, images: list) -> np.ndarray:
         """L2-normalised image embeddings of PIL images, shape (n, d)."""
-        import torch
-
-        return self.encode_batch(torch.stack([self.preprocess(im) for im in images]))
+        return self.encode_batch(stack_batch([self.preprocess(im) for im in images]))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """L2-normalised text embeddings, shape (n, d)."""
@@ -265,9 +291,7 @@ class FeatureExtractor(ModelAdapter):
         raise NotImplementedError
 
     def collate(self, items: list) -> Any:
-        import torch
-
-        return torch.stack(items)
+        return stack_batch(items)
 
     def extract_batch(self, batch: Any) -> dict[str, np.ndarray]:
         """Feature key → array (n, d) for the batch."""
@@ -292,7 +316,7 @@ class EmbedderFeatures(FeatureExtractor):
         return ["embedding"]
 
     def load(self) -> None:
-        self.embedder.load()
+        ensure_loaded(self.embedder)
 
     def preprocess(self, image: Any) -> Any:
         return self.embedder.preprocess(image)

@@ -52,6 +52,8 @@ class HFHiddenStates(FeatureExtractor):
         if "image_tokens" in self.params.get("pooling", []) and self._family.cross_attention:
             self._family.image_token_mask(None)  # raises the family's explanation
 
+    check = HFGenerator.check
+
     def weights_identity(self) -> str:
         return hub_identity(self.model_id, self.params.get("revision"))
 

@@ -129,6 +129,22 @@ class OpenAIChat(Generator):
         (loopback or private address): restarting vLLM on another port re-sends nothing."""
         return f"{self.params['model']}@{remote_host(self.base_url) or ('local' if self.base_url else 'api.openai.com')}"
 
+    def check(self) -> list[str]:
+        import importlib.util
+
+        out = []
+        if importlib.util.find_spec("openai") is None:
+            out.append(f"model '{self.name}' needs the openai SDK: pip install 'cytoreg[api]'")
+        if self.base_url is None and "base_url_env" in self.params:
+            out.append(f"model '{self.name}' talks to a server you run: set {self.params['base_url_env']} to its "
+                       "OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)")
+        elif self.base_url is None:
+            key_env = self.params.get("api_key_env", "OPENAI_API_KEY")
+            if not os.environ.get(key_env):
+                out.append(f"model '{self.name}': environment variable {key_env} is not set; export your API key "
+                           "there (never written to disk), or point -M base_url=... at a local server")
+        return out
+
     def load(self) -> None:
         try:
             import openai

@@ -128,6 +128,24 @@ class TimmFeatures(FeatureExtractor):
                                  f"{self.params.get('download_hint', '')} (spec {self.spec.path})")
         return path
 
+    def check(self) -> list[str]:
+        import importlib.util
+
+        from cytoreg.models.weights import hub_check
+
+        if importlib.util.find_spec("timm") is None:
+            return [f"model '{self.name}' needs timm, torch and torchvision: pip install 'cytoreg[clip]'"]
+        try:
+            ckpt = self._checkpoint()
+        except ModelLoadError as exc:
+            return [str(exc)]
+        pretrained = self.params.get("pretrained")
+        if ckpt is None and pretrained:  # timm's hub ids: hf-hub:REPO, or timm/ARCH.TAG for a tag
+            repo = pretrained[len("hf-hub:"):] if pretrained.startswith("hf-hub:") else \
+                f"timm/{self.params['arch']}.{pretrained}"
+            return hub_check(self.name, repo, self.params.get("download_hint"))
+        return []
+
     def weights_identity(self) -> str:
         try:
             ckpt = self._checkpoint()
@@ -180,7 +198,7 @@ class TimmFeatures(FeatureExtractor):
             raise ModelLoadError(
                 f"model '{self.name}': cannot load pretrained weights '{pretrained}' for {self.params['arch']}; looked "
                 f"in the Hugging Face cache {hf_cache_dir()}{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}. "
-                f"{self.params.get('download_hint', 'Download it on a machine with network (huggingface-cli download).')}"
+                f"{self.params.get('download_hint', 'Download it on a machine with network (hf download).')}"
                 f"{gated} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         if ckpt is not None:

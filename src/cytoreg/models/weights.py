@@ -54,7 +54,36 @@ def hub_missing(model_name: str, model_id: str, what: str, hint: str | None, exc
     where = (f"the folder {model_id}" if Path(model_id).expanduser().is_dir() else
              f"the Hugging Face cache {hf_cache_dir()} (models--{model_id.replace('/', '--')})")
     offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
-    how = hint or f"huggingface-cli download {model_id} on a machine with network"
+    how = hint or f"hf download {model_id} on a machine with network"
     first = str(exc).splitlines()[0] if str(exc) else ""
     return ModelLoadError(f"model '{model_name}': cannot load {model_id}{what}; looked in {where}.{offline} "
                           f"Get it: {how}. ({type(exc).__name__}: {first})")
+
+
+def hub_cached(repo: str, filename: str | None = None) -> bool:
+    """Whether ``repo`` (or one file of it) is in the local Hugging Face cache; never touches the
+    network."""
+    folder = hf_cache_dir() / f"models--{repo.replace('/', '--')}"
+    if filename is None:
+        snaps = folder / "snapshots"
+        return snaps.is_dir() and any(snaps.iterdir())
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return any((folder / "snapshots").glob(f"*/{filename}"))
+    hit = try_to_load_from_cache(repo, filename, cache_dir=str(hf_cache_dir()))
+    return isinstance(hit, str)
+
+
+def hub_check(model_name: str, model_id: str, hint: str | None, filename: str | None = None) -> list[str]:
+    """Preflight: the weights of a local folder or hub id are here, without loading anything."""
+    p = Path(model_id).expanduser()
+    if p.is_dir():
+        return []
+    if model_id.startswith(("/", "./", "../", "~")):
+        return [f"model '{model_name}': weights folder {model_id} does not exist"]
+    if hub_cached(model_id, filename):
+        return []
+    how = hint or f"hf download {model_id} on a machine with network"
+    return [f"model '{model_name}': weights {model_id} are not in the Hugging Face cache {hf_cache_dir()} "
+            f"(models--{model_id.replace('/', '--')}). Get them: {how}"]

@@ -99,12 +99,21 @@ def iter_spec_files(root: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else (lists included) is replaced."""
+#: where ``null`` is a value, not a deletion (``label_map``: null excludes a raw label)
+NULL_IS_VALUE = (("data", "label_map"),)
+
+
+def deep_merge(base: Any, override: Any, path: tuple = ()) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced. ``key: null`` in
+    the child deletes the inherited key (except under ``data.label_map``, where null keeps its
+    meaning: exclude that raw label)."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = copy.deepcopy(base)
         for k, v in override.items():
-            out[k] = deep_merge(out[k], v) if k in out else copy.deepcopy(v)
+            if v is None and path not in NULL_IS_VALUE:
+                out.pop(k, None)
+            else:
+                out[k] = deep_merge(out[k], v, path + (k,)) if k in out else copy.deepcopy(v)
         return out
     return copy.deepcopy(override)
 

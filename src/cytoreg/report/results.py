@@ -135,8 +135,10 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         "schema": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {**run_config(cfg), "device": cfg.device, "include": [str(i) for i in cfg.include],
-                   "min_coverage": cfg.min_coverage, "argv": sys.argv[1:]},
+                   "min_coverage": cfg.min_coverage, "argv": sys.argv[1:], **overrides_record(cfg)},
         "limit": cfg.limit,
+        "run_id": run_identity(cfg, prepared, models),
+        "plugins": plugins_used(prepared, models),
         "packages": package_versions(),
         "tasks": tasks_out,
         "models": models,
@@ -177,6 +179,65 @@ def _common(a, b):
     pos_b = {sid: j for j, sid in enumerate(ids_b)}
     ia = [i for i, sid in enumerate(ids_a) if sid in pos_b]
     return a.predictions.subset(ia), b.predictions.subset([pos_b[ids_a[i]] for i in ia])
+
+
+def overrides_record(cfg) -> dict:
+    """What the command line changed (``--settings``, ``-M``, ``-T``, ``--set``, ``--config``) and its hash."""
+    from cytoreg.registry.overrides import overrides_hash
+
+    rec = {"settings": getattr(cfg, "settings", None), "overrides": dict(getattr(cfg, "overrides", None) or {}),
+           "config_file": getattr(cfg, "config_file", None)}
+    return {**rec, "overrides_hash": overrides_hash({"settings": rec["settings"], "overrides": rec["overrides"]})}
+
+
+def run_identity(cfg, prepared: dict, models: dict) -> str:
+    """Hash of what determines the numbers: the resolved specs (overrides included), sample ids,
+    settings and options. Two runs with the same identity evaluated the same thing."""
+    import hashlib
+
+    from cytoreg.registry.overrides import overrides_hash
+
+    payload = {"tasks": {n: [p.spec.hash, p.split.ids()] for n, p in sorted(prepared.items())},
+               "models": {n: m.get("fingerprint") for n, m in sorted(models.items())},
+               "limit": cfg.limit, "seed": cfg.seed, "bootstrap": cfg.bootstrap, "judge": cfg.judge,
+               "overrides_hash": overrides_hash({"settings": getattr(cfg, "settings", None),
+                                                 "overrides": dict(getattr(cfg, "overrides", None) or {})})}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plugins_used(prepared: dict, models: dict) -> dict[str, str]:
+    """Installed plugin packages (name → version) that supplied a spec, adapter, kind, source or
+    metric of this run; each model / task also names its plugin."""
+    from cytoreg.registry.builtins import ADAPTERS, METRICS, SOURCES, TASK_KINDS
+    from cytoreg.registry.plugins import plugin_info
+
+    used: dict[str, str] = {}
+
+    def note(origin: str | None) -> dict | None:
+        info = plugin_info(origin or "")
+        if info:
+            used[info["name"]] = info["version"]
+        return info
+
+    for m in models.values():
+        infos = [i for i in (note(m.get("origin")), note(ADAPTERS.entry(m["adapter"]).origin
+                                                         if m.get("adapter") in ADAPTERS else None)) if i]
+        if infos:
+            m["plugin"] = infos[0] if len(infos) == 1 or infos[0] == infos[1] else infos
+    for prep in prepared.values():
+        spec = prep.spec
+        origins = [spec.origin]
+        if spec.get("kind") in TASK_KINDS:
+            origins.append(TASK_KINDS.entry(spec.get("kind")).origin)
+        src = (spec.get("data") or {}).get("source")
+        if src in SOURCES:
+            origins.append(SOURCES.entry(src).origin)
+        for mname in spec.get("metrics") or []:
+            if mname in METRICS:
+                origins.append(METRICS.entry(mname).origin)
+        for o in origins:
+            note(o)
+    return dict(sorted(used.items()))
 
 
 def comparisons(cfg, prepared: dict, evaluations: list) -> list[dict]:

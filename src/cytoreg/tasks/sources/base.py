@@ -18,11 +18,22 @@ def is_junk(path: Path) -> bool:
 
 
 def resolve_path(value: str) -> Path:
-    """A path; ``package:REL`` means REL inside the installed cytoreg package (shipped data)."""
+    """A path; ``package:REL`` means REL inside the installed cytoreg package (shipped data),
+    ``package:PKG:REL`` REL inside the installed package PKG (a plugin's data, through
+    ``importlib.resources``)."""
     if value.startswith("package:"):
         from importlib import resources
 
-        return Path(str(resources.files("cytoreg"))) / value[len("package:"):]
+        rest = value[len("package:"):].strip()
+        pkg, sep, rel = rest.partition(":")
+        if not sep:
+            pkg, rel = "cytoreg", rest
+        try:
+            base = resources.files(pkg.strip())
+        except (ModuleNotFoundError, TypeError) as exc:
+            raise DataError(f"data root {value!r}: package '{pkg}' is not installed ({exc}); install the plugin "
+                            "that ships the data, or fix the package name") from None
+        return Path(str(base)) / rel.strip().lstrip("/")
     return Path(value).expanduser()
 
 
