@@ -89,7 +89,10 @@ def test_dead_endpoints_stop_within_seconds_name_the_cause_and_score_nothing(tmp
     assert "0.000 [0.000, 0.000]" not in out and "STOPPED 0%" in out
 
 
-def test_missing_key_stops_that_model_only(tmp_path):
+def test_missing_key_is_refused_before_anything_is_sent(tmp_path):
+    """The preflight (merged from main) refuses a missing key before any model runs: exit 2, the
+    variable named, no results that could pass for a run. (A key that goes missing after the
+    preflight stops only that model: the runner's ModelLoadError path.)"""
     d = tmp_path / "specs"
     d.mkdir()
     (d / "small.yaml").write_text("spec: task/v1\nname: small\nextends: demo\nsampling: {test_per_class: 1}\n")
@@ -98,11 +101,8 @@ def test_missing_key_stops_that_model_only(tmp_path):
     p = cli(["eval", "--tasks", "small", "--models", "paid,random", "--include", str(d), "--no-progress",
              "--bootstrap", "10", "-o", str(tmp_path / "run")])
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 3, err
-    assert "model 'paid' stopped" in err and "CYTOREG_TEST_NO_SUCH_KEY is not set" in err
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
-    status = {ev["model"]: ev["status"] for ev in res["evaluations"]}
-    assert status == {"paid": "stopped", "random": "complete"}
+    assert p.returncode == 2, err
+    assert "CYTOREG_TEST_NO_SUCH_KEY is not set" in err and not (tmp_path / "run" / "results.json").exists()
 
 
 def test_circuit_breaker_stops_after_k_consecutive_failures_of_one_kind(tmp_path):
