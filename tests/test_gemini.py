@@ -9,6 +9,7 @@ pytest.importorskip("google.genai")
 from fake_openai import FakeOpenAI, image_hashes  # noqa: E402
 from test_engine import LABEL_BY_SHA  # noqa: E402
 from cytoreg.engine.runner import EvalConfig, evaluate  # noqa: E402
+from cytoreg.errors import ModelLoadError  # noqa: E402
 from cytoreg.registry.catalog import Catalog  # noqa: E402
 
 
@@ -76,8 +77,5 @@ def test_gemini_few_shot_interleaves_examples_in_label_order(tmp_path, monkeypat
 def test_gemini_missing_key_names_the_variables(tmp_path, monkeypatch):
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    # the model is stopped (the other models of a run would go on), its reason names both variables
-    res = evaluate(EvalConfig(["demo"], ["gemini-2.0-flash"], output=tmp_path, progress=False, limit=2))
-    ev = res["evaluations"][0]
-    assert ev["status"] == "stopped" and ev["metrics"] == {} and ev["n_answered"] == 0
-    assert "GEMINI_API_KEY or GOOGLE_API_KEY is not set" in ev["stopped_reason"]
+    with pytest.raises(ModelLoadError, match="GEMINI_API_KEY or GOOGLE_API_KEY is not set"):
+        evaluate(EvalConfig(["demo"], ["gemini-2.0-flash"], output=tmp_path, progress=False, limit=2))
