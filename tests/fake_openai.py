@@ -35,6 +35,7 @@ class FakeOpenAI:
     def __init__(self, answer: Callable[[dict], str] | None = None, script: list[int] | None = None,
                  latency: float = 0.0, retry_after: str | None = None, usage: dict | None = None,
                  gemini_usage: dict | None = None, gemini_thought: str | None = None, keep_alive: bool = False,
+                 status_for: Callable[[dict], int] | None = None,
                  raw: Callable[[dict, dict], tuple[int, bytes, str] | None] | None = None):
         """``raw(body, headers)`` may return (status, body bytes, content type) to send instead of
         the normal reply (hostile-reply tests: HTML, truncated JSON, a 401 echoing the key)."""
@@ -42,6 +43,7 @@ class FakeOpenAI:
         self.answer = answer or (lambda body: "Lymphocyte")
         self.raw = raw
         self.script = list(script or [])
+        self.status_for = status_for  # a status chosen from the request body (after the script)
         self.latency = latency
         self.retry_after = retry_after
         self.usage = usage or {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
@@ -61,7 +63,7 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(body)
             self.paths.append(handler.path)
-            status = self.script.pop(0) if self.script else 200
+            status = self.script.pop(0) if self.script else (self.status_for(body) if self.status_for else 200)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -108,7 +108,9 @@ def test_every_row_has_one_fate_and_bad_images_are_error_records(broken, tmp_pat
     assert data["image_errors"]["by_problem"] == {"does not decode": 3, "missing file": 1, "too large": 1}
     assert data["sampled"]["test"] == 12 and data["not_sampled"] == 0
     ev = next(e for e in res["evaluations"] if e["task"] == "broken-folder" and e["model"] == "api")
-    assert ev["errors"] == 5 and ev["n"] == 12
+    # scored on the 7 answered samples; the 5 bad images are errors, not wrong answers
+    assert ev["errors"] == ev["n_errors"] == 5 and ev["n"] == 7 and ev["n_attempted"] == 12
+    assert ev["status"] == "incomplete" and ev["coverage"] == 7 / 12
 
     # -- the API got the 7 good images of the folder task (the manifest's 3 good rows are the same
     # images: cache hits), each decodable, the clean JPEGs byte for byte, the rest as PNG, and the

@@ -75,8 +75,8 @@ def test_end_to_end_eval_and_embedding_cache(clip_specs, tmp_path):
     # another template set: responses are new, image embeddings come from the embedding cache
     (clip_specs / "small2.yaml").write_text("spec: task/v1\nname: small-clip2\nextends: small-clip\n"
                                             "prompts:\n  clip:\n    templates: ['{label}']\n")
-    res2 = evaluate(EvalConfig(["small-clip2"], ["tiny-clip"], output=tmp_path / "run", include=[str(clip_specs)],
-                               progress=False, bootstrap=50))
+    res2 = evaluate(EvalConfig(["small-clip2"], ["tiny-clip"], output=tmp_path / "run2", include=[str(clip_specs)],
+                               progress=False, bootstrap=50, cache=tmp_path / "run" / "cache.sqlite"))
     assert res2["evaluations"][0]["requests"]["sent"] == 0 and res2["evaluations"][0]["requests"]["cached"] == 0
 
 

@@ -96,9 +96,11 @@ def test_failures_are_recorded_not_invented(tmp_path):
     with FakeOpenAI(oracle, script=[500] * 50) as srv:
         d = specs(tmp_path, srv.base_url, per_class=1, concurrency=2)
         res = evaluate(EvalConfig(["small"], ["fake"], output=tmp_path / "run", include=[str(d)], progress=False,
-                                  bootstrap=20))
+                                  bootstrap=20, circuit_breaker=0))
         ev = res["evaluations"][0]
-        assert ev["errors"] == ev["requests"]["failed"] > 0
+        assert ev["errors"] == ev["requests"]["failed"] == ev["n_errors"] > 0
+        assert ev["n"] == ev["n_answered"] == ev["n_attempted"] - ev["n_errors"]
+        assert ev["status"] == "incomplete" and ev["coverage"] == ev["n_answered"] / ev["n_attempted"]
         samples = [json.loads(l) for l in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
         failed = [s for s in samples if s["error"]]
         assert failed and all(s["parsed"] is None and "gave up after 5 attempts" in s["error"] for s in failed)

@@ -71,7 +71,9 @@ def test_eval_on_a_folder_end_to_end(my_cells, tmp_path, monkeypatch):
 
 
 def test_eval_on_a_csv_of_path_label(my_cells, tmp_path):
-    rows = [(f"{f}/{p.name}", f.upper()) for f in ("basophil", "platelet") for p in sorted((my_cells / f).iterdir())[:6]]
+    # paths relative to the CSV's folder (the run used to score 10 "missing file" errors and exit 0)
+    rows = [(f"{my_cells.name}/{f}/{p.name}", f.upper()) for f in ("basophil", "platelet")
+            for p in sorted((my_cells / f).iterdir())[:6]]
     table = my_cells.parent / "pairs.csv"
     with open(table, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -84,6 +86,7 @@ def test_eval_on_a_csv_of_path_label(my_cells, tmp_path):
                  "--bootstrap", "50"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["tasks"]["pairs"]["class_counts"] == {"BASOPHIL": 5, "PLATELET": 5}  # 6 each, 1 few-shot
+    assert res["evaluations"][0]["status"] == "complete" and res["evaluations"][0]["n"] == 10
 
 
 def test_zero_shot_clip_on_a_folder(my_cells, tmp_path):

@@ -386,7 +386,7 @@ def test_eval_past_the_file_size_limit_keeps_the_previous_results(tmp_path):
     small, large = len(before["samples.jsonl"]), len(before["results.json"])
     limit = (small + large) // 2
     assert small < limit < large and limit > 64 * 1024  # above SQLite's 32 KiB shared-memory file
-    res = cli([*args, "--seed", "5"], cwd=tmp_path, preexec=file_size_limit(limit))
+    res = cli([*args, "--seed", "5", "--overwrite"], cwd=tmp_path, preexec=file_size_limit(limit))  # another config
     clean(res, code=2, culprit="results.json", fragments=["file-size limit", "unchanged"])
     assert {n: (tmp_path / "out" / n).read_bytes() for n in before} == before
     no_temp_files(tmp_path)
@@ -612,7 +612,7 @@ def test_no_key_in_any_output_file_or_stream(tmp_path):
         auth = headers.get("Authorization") or headers.get("authorization") or ""
         seen.append(auth)
         n = len(seen)
-        if n % 3 == 1:
+        if n % 3 == 0:  # a 401 stops the model (fail fast), so the first two are answered
             return 401, json.dumps({"error": {"message": f"invalid key {auth.split()[-1]} for this gateway"}}).encode(), \
                 "application/json"
         text = f"Lymphocyte (request signed with {auth.split()[-1]}, extra {body.get('cred')})"

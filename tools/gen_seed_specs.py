@@ -276,7 +276,7 @@ def main(prompts_file: str) -> None:
         "prompts": {"source": SOURCE_A,
                     "explain_features": gp["Acevedo|explainability|ask"]["cell_type"],
                     "explain_text": gp["Acevedo|nonstructured|ask"]["cell_type"]},
-        "explain": {"features": d["explainability_feature_list_19"], "review_per_class": 5, "review_seed": 42},
+        "explain": {"features": d["explainability_feature_list_19"]},
         "metrics": ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "invalid_rate", "per_class",
                     "confusion_matrix"],
         "reference": {"source": "seed A (Kukuljan et al.), results text: confidence table and expert review",

@@ -50,6 +50,10 @@ class EvalConfig:
     shard: tuple[int, int] | None = None  # (i, n): fill the caches for this shard only; no results
     skip_api: bool = False             # in a shard: leave API (concurrent) generators to the merge step
     progress: bool = True
+    min_coverage: float = 1.0          # an evaluation answering fewer of its requests is "incomplete"
+    circuit_breaker: int | None = None  # overrides execution.circuit_breaker of every model
+    overwrite: bool = False            # replace a finished run of another configuration in ``output``
+    fresh_output: bool = False         # the CLI chose a fresh runs/<timestamp> (no --output given)
     settings: list[str] | None = None  # --settings: run only these (zero_shot, few_shot, ...)
     # -M / -T / --set as given ({"model_args": [...], "task_args": [...], "set": [...]}), and the
     # --config file they came from; recorded in results.json, hashed into the run identity
@@ -69,11 +73,34 @@ class Evaluation:
     usage: dict[str, int]
     tries: int = 1
     extra: dict = field(default_factory=dict)  # kind-specific results (probe: sizes, curves)
+    ids: list[str] | None = None        # sample ids of ``predictions`` (the answered samples, in order)
+    stopped_reason: str | None = None   # the model was stopped before all its requests were answered
+
+    @property
+    def n_attempted(self) -> int:
+        return len(self.records)
+
+    @property
+    def n_errors(self) -> int:
+        """Requests without a reply (transport, HTTP, decode, blocked, not sent); not invalid answers."""
+        return sum(1 for r in self.records if r.get("error"))
+
+    @property
+    def coverage(self) -> float:
+        return (self.n_attempted - self.n_errors) / self.n_attempted if self.n_attempted else 0.0
+
+    def status(self, min_coverage: float) -> str:
+        if self.stopped_reason:
+            return "stopped"
+        return "complete" if self.n_attempted and self.coverage >= min_coverage else "incomplete"
 
 
 
 def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalConfig) -> dict:
+    """Metrics, CIs and fold spreads on the answered samples only; nothing when none answered."""
     p = ev.predictions
+    if not p.y_true:
+        return {"metrics": {}, "ci": {}, "folds": {}}
     if p.scores is None:
         metric_names = [m for m in metric_names if not m.startswith(("auc", "ece"))]
     metrics = compute(metric_names, p)
@@ -96,6 +123,7 @@ def score(ev: Evaluation, metric_names: list[str], spec_stats: dict, cfg: EvalCo
     if ev.tries > 1:
         any_k: dict[str, bool] = {}
         for r in ev.records:
-            any_k[r["id"]] = any_k.get(r["id"], False) or bool(r["correct"])
+            if not r.get("error"):
+                any_k[r["id"]] = any_k.get(r["id"], False) or bool(r["correct"])
         metrics[f"accuracy_any_of_{ev.tries}"] = float(np.mean(list(any_k.values())))
     return {"metrics": metrics, "ci": ci, "folds": spread}

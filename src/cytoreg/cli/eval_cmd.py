@@ -1,6 +1,9 @@
 """``cytoreg eval``: run tasks × models."""
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,12 @@ from cytoreg.errors import CytoregError
 CONFIG_LISTS = ("tasks", "models", "settings", "include")           # list or "a,b"
 CONFIG_ASSIGN = ("model_args", "task_args", "set")                   # mapping or list of key=value
 CONFIG_SCALARS = {"output": str, "cache": str, "limit": int, "device": str, "concurrency": int, "bootstrap": int,
-                  "seed": int, "layers": str, "shard": str, "judge": str, "no_progress": bool, "check": bool}
-DEFAULTS = {"output": "runs/latest", "seed": 0, "no_progress": False, "check": False}
+                  "seed": int, "layers": str, "shard": str, "judge": str, "no_progress": bool, "check": bool,
+                  "min_coverage": float, "circuit_breaker": int, "overwrite": bool}
+# no default output: a run without one gets a fresh runs/<timestamp>/ (cmd_eval)
+DEFAULTS = {"seed": 0, "no_progress": False, "check": False, "min_coverage": 1.0, "overwrite": False}
+#: exit status when an evaluation is incomplete or a model was stopped (2: user error, 130: interrupted)
+EXIT_INCOMPLETE = 3
 
 
 def load_run_config(path: str) -> dict[str, Any]:
@@ -98,8 +105,16 @@ def build_config(args):
     if not args.tasks or not args.models:
         raise CytoregError("eval needs --tasks and --models (on the command line or in --config FILE)")
     settings = _split(args.settings) if args.settings else None
-    cfg = EvalConfig(tasks=_split(args.tasks), models=_split(args.models), output=Path(args.output),
-                     cache=Path(args.cache) if args.cache else None, include=list(args.include),
+    if not 0.0 <= float(args.min_coverage) <= 1.0:
+        raise CytoregError(f"--min-coverage {args.min_coverage}: give a fraction between 0 and 1 (default 1.0)")
+    if args.limit is not None and args.limit < 1:
+        raise CytoregError(f"--limit {args.limit}: give a positive number of test samples per task")
+    fresh = args.output is None  # cmd_eval picks runs/<timestamp>; default runs share one cache, so re-running resumes
+    cfg = EvalConfig(tasks=_split(args.tasks), models=_split(args.models),
+                     output=Path(args.output) if not fresh else Path("runs/latest"),
+                     cache=Path(args.cache) if args.cache else (Path("runs/cache.sqlite") if fresh else None),
+                     include=list(args.include), min_coverage=float(args.min_coverage),
+                     circuit_breaker=args.circuit_breaker, overwrite=bool(args.overwrite),
                      limit=args.limit, device=args.device, concurrency=args.concurrency,
                      bootstrap=args.bootstrap, seed=args.seed, progress=not args.no_progress,
                      judge=args.judge, settings=settings,
@@ -115,6 +130,7 @@ def build_config(args):
         from cytoreg.engine.distributed import parse_shard
 
         cfg.shard = parse_shard(args.shard)
+    cfg.fresh_output = fresh
     return cfg
 
 
@@ -122,10 +138,36 @@ def cmd_eval(args) -> int:
     from cytoreg.engine.runner import evaluate
     from cytoreg.report.summary import print_summary
 
+    from cytoreg.engine.interrupt import RunInterrupted
+
     cfg = build_config(args)
     if args.check:
         return check(cfg)
-    results = evaluate(cfg)
+    fresh = cfg.fresh_output
+    if fresh:
+        from cytoreg.engine.rundir import fresh_folder
+
+        cfg.output = fresh_folder(Path("runs"))
+    if args.limit:
+        _console(stderr=True).print(
+            f"[bold yellow]WARNING: --limit {args.limit}[/bold yellow]: each task is cut to a stratified, seeded subset "
+            f"of {args.limit} test samples (round-robin over its classes). The numbers are NOT comparable with full "
+            "runs; results.json records the limit.")
+    output = cfg.output
+    try:
+        results = evaluate(cfg)
+    except CytoregError:
+        if fresh and output.exists() and not any(output.iterdir()):
+            output.rmdir()  # nothing ran: leave no empty run folder behind
+        raise
+    except RunInterrupted:
+        _latest(fresh, output)
+        again = "the same command" if fresh else f"the same command (-o {output})"
+        print(f"interrupted: replies received so far are cached in {cfg.cache or output / 'cache.sqlite'}; "
+              f"re-run {again} to resume, only what is missing is requested", file=sys.stderr, flush=True)
+        _exit(130)
+        return 130
+    _latest(fresh, output)
     if "shard" in results:
         i, n = results["shard"]
         _console().print(f"shard {i}/{n} cached in {cfg.output}; when all {n} are done: cytoreg merge DIRS... "
@@ -135,7 +177,29 @@ def cmd_eval(args) -> int:
         return 0
     print_summary(results, _console())
     _console().print(f"results: {cfg.output / 'results.json'}  samples: {cfg.output / 'samples.jsonl'}")
-    return 0
+    return exit_status(results)
+
+
+def exit_status(results: dict) -> int:
+    """3 when any evaluation is incomplete or stopped: a score that is not final must not pass for one."""
+    bad = [ev for ev in results.get("evaluations", []) if ev.get("status", "complete") != "complete"]
+    stopped = [m for m, info in results.get("models", {}).items() if info.get("stopped_reason")]
+    return EXIT_INCOMPLETE if bad or stopped else 0
+
+
+def _latest(fresh: bool, output: Path) -> None:
+    if fresh and output.exists():
+        from cytoreg.engine.rundir import point_latest
+
+        point_latest(output, output.parent)
+
+
+def _exit(code: int) -> None:
+    """Leave now if request threads are still waiting on replies (they would hold the process)."""
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def check(cfg) -> int:
@@ -152,9 +216,20 @@ def register(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="run tasks × models")
     p.add_argument("--tasks", action="append", help="comma-separated task names")
     p.add_argument("--models", action="append", help="comma-separated model names")
-    p.add_argument("--output", "-o", help="run folder (results.json, samples.jsonl; default runs/latest)")
-    p.add_argument("--cache", help="response cache file (default: OUTPUT/cache.sqlite)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N test samples of each task")
+    p.add_argument("--output", "-o", help="run folder (results.json, samples.jsonl); default: a fresh "
+                   "runs/<timestamp>/ with runs/latest pointing at it. A finished run folder is only re-used "
+                   "by the same configuration (resume)")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace a finished run of another configuration in --output")
+    p.add_argument("--cache", help="response cache file (default: OUTPUT/cache.sqlite; runs/cache.sqlite when "
+                   "--output is left out)")
+    p.add_argument("--limit", type=int, help="a stratified, seeded subset of N test samples per task (round-robin "
+                   "over classes); for trials, not comparable with full runs")
+    p.add_argument("--min-coverage", type=float, metavar="FRACTION",
+                   help="an evaluation answering fewer of its requests is 'incomplete' (exit status 3); "
+                   "default 1.0")
+    p.add_argument("--circuit-breaker", type=int, metavar="K", help="stop a model after K consecutive failures "
+                   "of the same kind (overrides execution.circuit_breaker, default 5; 0: never)")
     p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="device for local models")
     p.add_argument("--concurrency", type=int, help="max concurrent API requests (overrides model specs)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for CIs (overrides task specs)")

@@ -7,13 +7,14 @@ from cytoreg.cli.common import _console
 
 
 def cmd_merge(args) -> int:
+    from cytoreg.cli.eval_cmd import exit_status
     from cytoreg.engine.distributed import merge
     from cytoreg.report.summary import print_summary
 
     results = merge([Path(d) for d in args.runs], Path(args.output))
     print_summary(results, _console())
     _console().print(f"results: {Path(args.output) / 'results.json'}")
-    return 0
+    return exit_status(results)  # 3 when an evaluation is incomplete, as for `cytoreg eval`
 
 
 def register(sub, common) -> None:

@@ -5,6 +5,7 @@ so all models are scored on the same samples); no request is sent for it and the
 For API adapters each record says what was sent (``image_sent``: ``original`` or ``png: why``)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -31,29 +32,23 @@ def run_checked(prep: Any, adapter: Any, setting: str, run: Callable[[Any], Eval
 
 
 def _with_errors(prep: Any, ev: Evaluation | None, bad: dict[str, str], adapter: Any, setting: str) -> Evaluation:
+    """The records of ``ev`` with the undecodable samples' error records put back in test order.
+    The scores stay those of the answered samples (``ev.predictions``): an image that never
+    reached the model is an error, not a wrong answer, and gets no made-up probability row."""
     tries = ev.tries if ev is not None else int(((adapter.spec.get("generation") or {}) if
                                                  getattr(adapter, "capability", "") == "generator" else {}).get("tries", 1))
     good_records: dict[str, list[dict]] = {}
     for r in (ev.records if ev is not None else []):
         good_records.setdefault(r["id"], []).append(r)
-    p = ev.predictions if ev is not None else None
-    pos = {sid: j for j, sid in enumerate(s.id for s in prep.test if s.id not in bad)}
-    n_labels = len(prep.labels)
-    with_scores = p is not None and p.scores is not None
-    records, y_pred, rows = [], [], []
+    records = []
     for s in prep.test:
         if s.id in bad:
             records += [{"id": s.id, "label": s.label, "try": t, "response": None, "parsed": None, "match": "error",
-                         "correct": False, "error": bad[s.id]} for t in range(tries)]
-            y_pred.append(None)
-            rows.append(np.full(n_labels, 1.0 / n_labels))
+                         "correct": None, "error": bad[s.id]} for t in range(tries)]
         else:
-            j = pos[s.id]
             records += good_records.get(s.id, [])
-            y_pred.append(p.y_pred[j])
-            if with_scores:
-                rows.append(np.asarray(p.scores[j], dtype=np.float64))
-    preds = Predictions([s.label for s in prep.test], y_pred, prep.labels, np.stack(rows) if with_scores else None)
     if ev is None:
-        return Evaluation(prep.spec.name, adapter.name, setting, records, preds, CallStats(), 0, {}, tries)
-    return Evaluation(ev.task, ev.model, ev.setting, records, preds, ev.stats, ev.cached, ev.usage, ev.tries, ev.extra)
+        scores = None if getattr(adapter, "capability", "") == "generator" else np.zeros((0, len(prep.labels)))
+        return Evaluation(prep.spec.name, adapter.name, setting, records, Predictions([], [], prep.labels, scores),
+                          CallStats(), 0, {}, tries, ids=[])
+    return replace(ev, records=records)

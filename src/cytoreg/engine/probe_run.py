@@ -69,21 +69,23 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
         fitted = probe_heads.fit_predict(pcfg, X, y, feats(test_ok), prep.labels, feats(val),
                                          [s.label for s in val], seed=seed) if test_ok else None
         proba_by_id = {s.id: fitted.proba[j] for j, s in enumerate(test_ok)} if fitted else {}
-        records, preds, rows = [], [], []
+        records, answered, rows = [], [], []
         for s in prep.test:
             if s.id in proba_by_id:
                 p = proba_by_id[s.id]
                 parsed = prep.labels[int(p.argmax())]
                 resp, err = {lab: round(float(v), 6) for lab, v in zip(prep.labels, p)}, None
-            else:
-                p = np.full(len(prep.labels), 1.0 / len(prep.labels))
+                answered.append((s, parsed))
+                rows.append(p)
+            else:  # an image that could not be read is left out of the scores, never given a made-up row
                 parsed, resp, err = None, None, errors[where[s.id]]
-            preds.append(parsed)
-            rows.append(p)
             records.append({"id": s.id, "label": s.label, "try": 0, "response": resp, "parsed": parsed,
-                            "match": "probe" if parsed else "error", "correct": parsed == s.label, "error": err})
+                            "match": "probe" if parsed else "error",
+                            "correct": parsed == s.label if parsed else None, "error": err})
+        scores = np.stack(rows) if rows else np.zeros((0, len(prep.labels)))
         ev = Evaluation(prep.spec.name, adapter.name, "probe" if len(keys) == 1 else f"probe:{key}", records,
-                        Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(rows)), stats, 0, {})
+                        Predictions([s.label for s, _ in answered], [p for _, p in answered], prep.labels, scores),
+                        stats, 0, {}, ids=[s.id for s, _ in answered])
         extra = {"n_train": len(train), "n_val": len(val), "train_dropped": dropped, "feature_key": key,
                  "feature_dim": int(X.shape[1]), "head": pcfg.get("method", "logistic")}
         if test_ok and (pcfg.get("n_per_class") or pcfg.get("fractions")):

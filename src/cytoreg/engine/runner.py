@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from cytoreg.cache import ResponseCache, request_key
+from cytoreg.engine.breaker import breaker_for
 from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.engine.progress import bar as _bar, first_cached as _first_cached, progress as _progress
-from cytoreg.errors import CytoregError, IncompatibleError
+from cytoreg.errors import CytoregError, IncompatibleError, ModelLoadError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
 from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response, ensure_loaded
@@ -63,7 +65,8 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     work (see :mod:`cytoreg.engine.distributed`). With ``cfg.shard`` only that shard's caches are
     filled and ``shard.json`` is written; ``cytoreg merge`` scores the shards together."""
     from cytoreg.engine import distributed as dist
-    from cytoreg.report.results import write_results
+    from cytoreg.engine.rundir import check_reuse, locked
+    from cytoreg.report.results import run_config
 
     if distributed and cfg.shard is None and dist.world_size() > 1:
         return dist.run(cfg, catalog)
@@ -72,6 +75,23 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
 
     pre = run_preflight(cfg, catalog)  # every problem at once, before anything loads or is sent
     pre.raise_problems()
+    if cfg.shard is None:
+        check_reuse(Path(cfg.output), run_config(cfg), cfg.overwrite)
+    with locked(Path(cfg.output)):
+        if cfg.shard is None:
+            check_reuse(Path(cfg.output), run_config(cfg), cfg.overwrite)  # again: it may have finished meanwhile
+        return _evaluate(cfg, catalog, pre)
+
+
+def _announce(message: str) -> None:
+    """A stopped model, said once, as it happens (the other models go on)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def _evaluate(cfg: EvalConfig, catalog: Catalog, pre) -> dict:
+    from cytoreg.engine import distributed as dist
+    from cytoreg.report.results import write_results
+
     pairs, prepared = pre.pairs, pre.prepared
     if cfg.shard is not None:
         for prep in prepared.values():
@@ -84,6 +104,7 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
     if cfg.judge:
         jspec = catalog.model(cfg.judge)
         judge = ADAPTERS.get(jspec.get("adapter"))(jspec, device=cfg.device)
+        breaker_for(judge, cfg.circuit_breaker, _announce)
         models.setdefault(f"{cfg.judge} (judge)", {"adapter": jspec.get("adapter"), "capability": "judge",
                                                    "spec_hash": jspec.hash, "origin": jspec.origin,
                                                    "fingerprint": judge.fingerprint()})
@@ -96,6 +117,7 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
             for mname, mpairs in by_model.items():
                 mspec, adapter_cls = mpairs[0][2], mpairs[0][3]
                 adapter: ModelAdapter = adapter_cls(mspec, device=cfg.device)
+                breaker_for(adapter, cfg.circuit_breaker, _announce)
                 if cfg.layers is not None:
                     _override_layers(adapter, cfg.layers)
                 models[mname] = {"adapter": mspec.get("adapter"), "capability": adapter.capability,
@@ -106,16 +128,21 @@ def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bo
                 if cfg.shard is not None and (isinstance(adapter, Baseline) or (
                         cfg.skip_api and isinstance(adapter, Generator) and adapter.mode == "concurrent")):
                     continue  # nothing to cache (baselines), or left to the merge step (APIs)
-                for tspec, kind, _, _ in mpairs:
-                    prep = prepared[tspec.name]
-                    if cfg.shard is not None and not (prep.test or prep.split.train or prep.split.val):
-                        continue
-                    for setting in pre.settings[(tspec.name, mname)]:
-                        if cfg.shard is not None and setting != "probe" and not prep.test:
+                try:
+                    for tspec, kind, _, _ in mpairs:
+                        prep = prepared[tspec.name]
+                        if cfg.shard is not None and not (prep.test or prep.split.train or prep.split.val):
                             continue
-                        result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
-                        evaluations += result if isinstance(result, list) else [result]
-                adapter.close()
+                        for setting in pre.settings[(tspec.name, mname)]:
+                            if cfg.shard is not None and setting != "probe" and not prep.test:
+                                continue
+                            result = _run_one(cfg, kind, prep, adapter, setting, cache, progress, judge)
+                            evaluations += result if isinstance(result, list) else [result]
+                finally:
+                    adapter.close()
+                stopped = getattr(adapter, "_breaker", None)
+                if stopped is not None and stopped.tripped:
+                    models[mname]["stopped_reason"] = stopped.reason
     finally:
         if judge is not None:
             judge.close()
@@ -165,7 +192,8 @@ def _run_checked_one(cfg, kind, prep, adapter, setting, cache, progress, label, 
         _, adv = _bar(progress, label, len(samples))
         adv(len(samples), cached=True, note="no calls")  # a baseline: not a rate
         return Evaluation(prep.spec.name, adapter.name, setting, records,
-                          Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage)
+                          Predictions([s.label for s in samples], list(preds), labels, scores), stats, 0, usage,
+                          ids=[s.id for s in samples])
     if isinstance(adapter, Embedder):
         return _run_embedder(kind, prep, adapter, cache, progress, label, stats)
     if isinstance(adapter, Generator):
@@ -173,15 +201,15 @@ def _run_checked_one(cfg, kind, prep, adapter, setting, cache, progress, label, 
     raise IncompatibleError(f"model '{adapter.name}': capability '{adapter.capability}' is not supported here")
 
 
-def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats,
-                   judge: Generator | None = None) -> Evaluation:
+def generator_items(kind, prep: PreparedTask, adapter: Generator, setting: str) -> tuple[list[tuple], int]:
+    """Every request of a generator evaluation: [(sample index, try, request, cache key)], tries."""
     gen = dict(adapter.spec.get("generation") or {})
     tries = int(gen.pop("tries", 1))
     fewshot = kind.fewshot_examples(prep) if setting == "few_shot" else []
     if setting == "few_shot" and not fewshot:
         raise CytoregError(f"task '{prep.spec.name}': few-shot needs examples, but the few-shot pool is empty "
                            "(every image went to the test set); lower sampling.test_per_class")
-    items = []  # (sample index, try, request, key)
+    items = []
     fp = adapter.fingerprint()
     for si, s in enumerate(prep.test):
         for t in range(tries):
@@ -189,6 +217,22 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
             content = req.canonical()
             req.release()
             items.append((si, t, req, request_key(fp, content)))
+    return items, tries
+
+
+def embedder_keys(kind, prep: PreparedTask, adapter: Embedder) -> tuple[list[str], list[str], list[list[str]]]:
+    """(cache keys, image SHA-256s, class prompts) of a zero-shot embedder evaluation."""
+    prompts = kind.class_prompts()
+    prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
+    fp = adapter.fingerprint()
+    shas = [sha256(s.image.read_bytes()) for s in prep.test]
+    return [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas], shas, prompts
+
+
+def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress, label, stats,
+                   judge: Generator | None = None) -> Evaluation:
+    items, tries = generator_items(kind, prep, adapter, setting)
+    fp = adapter.fingerprint()
     hits = cache.get_many(k for *_, k in items)
     responses: dict[int, Response] = {i: hits[it[3]] for i, it in enumerate(items) if it[3] in hits}
     missing = [i for i in range(len(items)) if i not in responses]
@@ -204,9 +248,13 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
                       sample_id=prep.test[si].id)
         adv(1)
 
-    if missing:
-        ensure_loaded(adapter)  # once, before the thread pool (a missing key or weights stop the run here)
-    run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency)
+    breaker = breaker_for(adapter)
+    if missing and not breaker.tripped:
+        try:
+            ensure_loaded(adapter)  # once, before the thread pool
+        except ModelLoadError as exc:  # weights or a key that went missing: this model stops, the others go on
+            breaker.trip(str(exc).rstrip("."))
+    run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency, breaker)
     records = []
     usage: dict[str, int] = {}
     for i, (si, t, _, key) in enumerate(items):
@@ -217,7 +265,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
             usage[k] = usage.get(k, 0) + int(v)
         records.append({"id": s.id, "label": s.label, "try": t, "prompt_hash": key[:16], "response": resp.text,
                         "parsed": parsed, "match": ex.step if ex else "error", "match_detail": ex.detail if ex else "",
-                        "correct": parsed == s.label, "error": resp.error, "attempts": resp.attempts})
+                        "correct": parsed == s.label if ex else None, "error": resp.error, "attempts": resp.attempts})
     if judge is not None:
         from cytoreg.engine.judge import apply_judge
 
@@ -226,18 +274,17 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     if hasattr(kind, "annotate"):  # per-sample parsing a kind adds (explain: feature scores, confidence)
         for k, v in kind.annotate(prep, records, setting, judge, cache, cfg.concurrency).items():
             usage[k] = usage.get(k, 0) + v
-    top1 = [r["parsed"] for r in records if r["try"] == 0]
-    preds = Predictions([s.label for s in prep.test], top1, prep.labels)
+    # scored on the answered samples only: an error is no answer (an invalid answer still counts as wrong)
+    top1 = [r for r in records if r["try"] == 0 and r["error"] is None]
+    preds = Predictions([r["label"] for r in top1], [r["parsed"] for r in top1], prep.labels)
+    stopped = breaker.reason if breaker.tripped and any(r["error"] for r in records) else None
     return Evaluation(prep.spec.name, adapter.name, setting, records, preds, stats,
-                      len(items) - len(missing), usage, tries)
+                      len(items) - len(missing), usage, tries, ids=[r["id"] for r in top1], stopped_reason=stopped)
 
 
 def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) -> Evaluation:
-    prompts = kind.class_prompts()
-    prompt_hash = hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
+    keys, shas, prompts = embedder_keys(kind, prep, adapter)
     fp = adapter.fingerprint()
-    shas = [sha256(s.image.read_bytes()) for s in prep.test]
-    keys = [request_key(fp, {"zero_shot_clip": prompt_hash, "image_sha256": sha}) for sha in shas]
     hits = cache.get_many(keys)
     _, adv = _bar(progress, label, len(keys))
     adv(len(hits), cached=True)
@@ -268,20 +315,20 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
         embed_images(adapter, [prep.test[i].image for i in missing], [shas[i] for i in missing], emb_cache,
                      on_batch, stats)
         stats.wall_s += time.perf_counter() - t0
-    records, preds, score_rows = [], [], []
+    records, answered, score_rows = [], [], []
     for i, s in enumerate(prep.test):
         resp = responses[i]
-        if resp.error:
-            parsed, row = None, np.full(len(prep.labels), 1.0 / len(prep.labels))
-        else:
+        parsed = None
+        if not resp.error:  # a failed image has no scores: it is left out, never given a made-up row
             row = np.array([resp.scores[lab] for lab in prep.labels])
             parsed = prep.labels[int(row.argmax())]
-        preds.append(parsed)
-        score_rows.append(row)
+            answered.append((s, parsed))
+            score_rows.append(row)
         records.append({"id": s.id, "label": s.label, "try": 0, "prompt_hash": keys[i][:16],
                         "response": None if resp.error else {k: round(v, 6) for k, v in resp.scores.items()},
-                        "parsed": parsed, "match": "argmax" if parsed else "error", "correct": parsed == s.label,
-                        "error": resp.error})
+                        "parsed": parsed, "match": "argmax" if parsed else "error",
+                        "correct": parsed == s.label if parsed else None, "error": resp.error})
+    scores = np.stack(score_rows) if score_rows else np.zeros((0, len(prep.labels)))
     return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
-                      Predictions([s.label for s in prep.test], preds, prep.labels, np.stack(score_rows)),
-                      stats, len(hits), {})
+                      Predictions([s.label for s, _ in answered], [p for _, p in answered], prep.labels, scores),
+                      stats, len(hits), {}, ids=[s.id for s, _ in answered])

@@ -118,16 +118,39 @@ class Response:
 
 
 class TransientError(Exception):
-    """A failure worth retrying (429, 5xx, timeout); ``retry_after`` in seconds if the server said."""
+    """A failure worth retrying (429, 5xx, timeout); ``retry_after`` in seconds if the server said.
+    ``kind`` groups failures for the circuit breaker (default: the status, else the message's type)."""
 
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None,
+                 kind: str | None = None):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.kind = kind or (f"HTTP {status}" if status else message.split(":", 1)[0])
 
 
 class PermanentError(Exception):
-    """A failure that retrying will not fix (400, auth, content policy)."""
+    """A failure of this request that retrying will not fix (a content-policy refusal, a 400 for
+    this input). Other requests of the model go on; the circuit breaker counts them by ``kind``."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind or message.split(":", 1)[0]
+
+
+class FatalError(PermanentError):
+    """A failure no request of this model can escape (bad key, unknown model, host not found,
+    connection refused): the model is stopped at once. ``fix`` tells the user what to change."""
+
+    def __init__(self, message: str, kind: str, fix: str):
+        super().__init__(message, kind)
+        self.fix = fix
+
+
+#: params that say where or how a model is reached, or which feature sets to read (each feature
+#: set is keyed by its own name), never what it answers: left out of the cache identity
+NOT_IDENTITY = frozenset({"base_url", "base_url_env", "api_key_env", "download_hint", "checkpoint_env",
+                          "start_timeout", "device_map", "layers", "pooling"})
 
 
 class ModelAdapter:
@@ -153,12 +176,23 @@ class ModelAdapter:
         return self.spec.name
 
     def weights_identity(self) -> str:
-        """What identifies the weights beyond the spec (a file hash, a revision). Default: none."""
+        """What identifies the weights beyond the params (a file hash, a revision). Default: none."""
         return ""
 
+    def identity(self) -> dict:
+        """What decides a reply or an embedding, besides the request itself: adapter, the params
+        except those that only say where or how the model is reached (:data:`NOT_IDENTITY`), the
+        weights, ``trust_remote_code`` and the spec's ``cache_key``. Not the description, tags,
+        execution settings (concurrency, retries, timeouts, batch size, workers) or a local
+        server's host and port, so editing those re-sends nothing."""
+        return {"adapter": self.spec.get("adapter"),
+                "params": {k: v for k, v in sorted(self.params.items()) if k not in NOT_IDENTITY},
+                "weights": self.weights_identity(), "trust_remote_code": bool(self.spec.get("trust_remote_code")),
+                "cache_key": self.spec.get("cache_key")}
+
     def fingerprint(self) -> str:
-        payload = json.dumps({"adapter": self.spec.get("adapter"), "spec": self.spec.hash,
-                              "weights": self.weights_identity()}, sort_keys=True)
+        """The model part of every cache key (responses, embeddings, features)."""
+        payload = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
     def check(self) -> list[str]:

@@ -9,8 +9,8 @@ from typing import Any
 
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
-from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
-                                 TransientError)
+from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
+from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
 from cytoreg.models.openai_api import _first_line, retry_after
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
@@ -41,9 +41,20 @@ class GeminiChat(Generator):
         self._client = None
         env = self.params.get("base_url_env")
         self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+        self._secret: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or "https://generativelanguage.googleapis.com"
+
+    @property
+    def key_env(self) -> str:
+        return self.params.get("api_key_env") or "GEMINI_API_KEY"
 
     def weights_identity(self) -> str:
-        return f"{self.params['model']}@{self.base_url or 'generativelanguage.googleapis.com'}"
+        """The model name as sent, and the provider's host unless it is a server of your own
+        (loopback or private address): restarting vLLM on another port re-sends nothing."""
+        return f"{self.params['model']}@{remote_host(self.base_url) or ('local' if self.base_url else 'generativelanguage.googleapis.com')}"
 
     def _key(self) -> str:
         names = [self.params["api_key_env"]] if "api_key_env" in self.params else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
@@ -73,7 +84,7 @@ class GeminiChat(Generator):
             from google.genai import types
         except ImportError as exc:
             raise ModelLoadError(f"model '{self.name}' needs the google-genai SDK: pip install 'cytoreg[api]'") from exc
-        key = self._key()
+        key = self._secret = self._key()
         timeout_s = float((self.spec.get("execution") or {}).get("timeout", 120))
         options: dict[str, Any] = {"timeout": int(timeout_s * 1000),
                                    # retries are ours (backoff, Retry-After, stats): the SDK must not add its own
@@ -136,13 +147,13 @@ class GeminiChat(Generator):
         except errors.APIError as exc:
             status = int(exc.code or 0)
             headers = getattr(getattr(exc, "response", None), "headers", None)
-            if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}: {exc.message}", retry_after(headers), status) from exc
-            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
+            raise http_failure(status, scrub(str(exc.message), self._secret), model=self.params["model"],
+                               endpoint=self.endpoint, key_env=self.key_env, retry_after=retry_after(headers),
+                               code=str(getattr(exc, "status", "") or "")) from exc
         except Exception as exc:  # httpx timeouts / connection errors surface as their own types
             name = type(exc).__name__
             if any(w in name for w in ("Timeout", "Connect", "Network", "RemoteProtocol")):
-                raise TransientError(f"{name}: {exc}") from exc
+                raise connection_failure(exc, endpoint=self.endpoint) from exc
             if isinstance(exc, (ValueError, TypeError, KeyError)):  # JSONDecodeError, pydantic ValidationError
                 where = self.base_url or "the Gemini endpoint"
                 raise PermanentError(f"the server's reply is not a Gemini response ({name}: {_first_line(exc)}); "

@@ -8,8 +8,9 @@ from typing import Any
 
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
-from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
-                                 TransientError)
+from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
+from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
+
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
@@ -116,10 +117,17 @@ class OpenAIChat(Generator):
     def __init__(self, spec, device=None):
         super().__init__(spec, device)
         self._client = None
+        self._key: str | None = None
         self.base_url = self.params.get("base_url") or os.environ.get(self.params.get("base_url_env", "OPENAI_BASE_URL")) or None
 
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
     def weights_identity(self) -> str:
-        return f"{self.params['model']}@{self.base_url or 'api.openai.com'}"
+        """The model name as sent, and the provider's host unless it is a server of your own
+        (loopback or private address): restarting vLLM on another port re-sends nothing."""
+        return f"{self.params['model']}@{remote_host(self.base_url) or ('local' if self.base_url else 'api.openai.com')}"
 
     def check(self) -> list[str]:
         import importlib.util
@@ -147,7 +155,7 @@ class OpenAIChat(Generator):
                 f"model '{self.name}' talks to a server you run: set {self.params['base_url_env']} to its "
                 f"OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1). {self.spec.get('description', '')} "
                 f"(spec {self.spec.path})")
-        key_env = self.params.get("api_key_env", "OPENAI_API_KEY")
+        key_env = self.key_env
         secrets.register_env(key_env)  # masked wherever it could be echoed back
         key = os.environ.get(key_env)
         if not key:
@@ -156,8 +164,13 @@ class OpenAIChat(Generator):
                                      "API key there (it is never written to disk), or set params.base_url to a "
                                      "local OpenAI-compatible server.")
             key = "not-needed"  # local servers ignore the key but the SDK wants one
+        self._key = key
         timeout = float((self.spec.get("execution") or {}).get("timeout", 120))
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout)
+
+    @property
+    def key_env(self) -> str:
+        return self.params.get("api_key_env", "OPENAI_API_KEY")
 
     def messages(self, request: ChatRequest) -> list[dict]:
         detail = self.params.get("image_detail", "auto")
@@ -197,12 +210,14 @@ class OpenAIChat(Generator):
             raise PermanentError(f"the server's reply is not valid JSON ({_first_line(exc)}); check that "
                                  f"{self.base_url or 'the endpoint'} is an OpenAI-compatible /v1 endpoint") from exc
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}: {exc.message}", retry_after(exc.response.headers), status)
-            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc
+            code = exc.code if isinstance(getattr(exc, "code", None), str) else None
+            raise http_failure(exc.status_code, scrub(str(exc.message), self._key), model=self.params["model"],
+                               endpoint=self.endpoint, key_env=self.key_env,
+                               retry_after=retry_after(exc.response.headers), code=code) from exc
+        except openai.APITimeoutError as exc:
+            raise connection_failure(exc, endpoint=self.endpoint) from exc
+        except openai.APIConnectionError as exc:
+            raise connection_failure(exc, endpoint=self.endpoint) from exc
         return parse_completion(resp, self.base_url)
 
     def close(self) -> None:

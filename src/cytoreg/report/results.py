@@ -124,10 +124,9 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
         spec, kind = prep.spec, prep.kind
         scored = score(ev, kind.metric_names(), spec.get("statistics") or {}, cfg)
         scored["metrics"].update(kind.extra_metrics(prep, ev.records, ev.setting))
-        n_err = sum(1 for r in ev.records if r.get("error"))
         evals_out.append({
             "task": ev.task, "model": ev.model, "setting": ev.setting, "n": len(ev.predictions.y_true),
-            "tries": ev.tries, "errors": n_err, **scored,
+            "tries": ev.tries, "errors": ev.n_errors, **coverage_fields(ev, cfg.min_coverage), **scored,
             "requests": {"cached": ev.cached, **ev.stats.to_json()}, "usage": ev.usage,
             "matched_by": _count(r.get("match") for r in ev.records),
             **({"probe": ev.extra} if ev.extra else {}),
@@ -135,9 +134,9 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
     results = _clean({
         "schema": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": {"tasks": cfg.tasks, "models": cfg.models, "limit": cfg.limit, "seed": cfg.seed,
-                   "bootstrap": cfg.bootstrap, "device": cfg.device, "judge": cfg.judge, "include": [str(i) for i in cfg.include],
-                   "argv": sys.argv[1:], **overrides_record(cfg)},
+        "config": {**run_config(cfg), "device": cfg.device, "include": [str(i) for i in cfg.include],
+                   "min_coverage": cfg.min_coverage, "argv": sys.argv[1:], **overrides_record(cfg)},
+        "limit": cfg.limit,
         "run_id": run_identity(cfg, prepared, models),
         "plugins": plugins_used(prepared, models),
         "packages": package_versions(),
@@ -159,6 +158,27 @@ def write_results(cfg, prepared: dict, models: dict, evaluations: list) -> dict:
     atomic_write_many([(out / "samples.jsonl", "\n".join(lines) + ("\n" if lines else "")),
                        (out / "results.json", json.dumps(results, indent=2, ensure_ascii=False))])
     return results
+
+
+def run_config(cfg) -> dict:
+    """What makes two runs the same run: a finished folder is only re-used for an equal one."""
+    return {"tasks": list(cfg.tasks), "models": list(cfg.models), "limit": cfg.limit, "seed": cfg.seed,
+            "bootstrap": cfg.bootstrap, "judge": cfg.judge, "layers": cfg.layers}
+
+
+def coverage_fields(ev, min_coverage: float) -> dict:
+    """Errors (no reply) against attempts; the status a leaderboard needs to rank or grey a cell."""
+    return {"n_attempted": ev.n_attempted, "n_answered": ev.n_attempted - ev.n_errors, "n_errors": ev.n_errors,
+            "coverage": ev.coverage, "status": ev.status(min_coverage), "stopped_reason": ev.stopped_reason}
+
+
+def _common(a, b):
+    """Both evaluations' predictions restricted to the samples both answered, in a's order."""
+    ids_a = a.ids if a.ids is not None else list(range(len(a.predictions.y_true)))
+    ids_b = b.ids if b.ids is not None else list(range(len(b.predictions.y_true)))
+    pos_b = {sid: j for j, sid in enumerate(ids_b)}
+    ia = [i for i, sid in enumerate(ids_a) if sid in pos_b]
+    return a.predictions.subset(ia), b.predictions.subset([pos_b[ids_a[i]] for i in ia])
 
 
 def overrides_record(cfg) -> dict:
@@ -223,7 +243,9 @@ def plugins_used(prepared: dict, models: dict) -> dict[str, str]:
 def comparisons(cfg, prepared: dict, evaluations: list) -> list[dict]:
     """Every pair of models on the same task × setting: paired bootstrap of the task's primary
     metric (both resampled on the same indices; the spec's ``statistics.paired_bootstrap``
-    resamples, or ``--bootstrap``), with the difference, its CI and a two-sided p-value."""
+    resamples, or ``--bootstrap``), with the difference, its CI and a two-sided p-value.
+    Computed on the samples both answered (``n``); ``complete`` says whether that is every
+    attempted sample of both."""
     groups: dict[tuple[str, str], list] = {}
     for ev in evaluations:
         groups.setdefault((ev.task, ev.setting), []).append(ev)
@@ -240,12 +262,17 @@ def comparisons(cfg, prepared: dict, evaluations: list) -> list[dict]:
         for i in range(len(evs)):
             for j in range(i + 1, len(evs)):
                 a, b = evs[i], evs[j]
+                pa, pb = _common(a, b)
+                if not pa.y_true:
+                    continue
                 try:
-                    r = statistics.paired_bootstrap(a.predictions, b.predictions, metric, resamples,
+                    r = statistics.paired_bootstrap(pa, pb, metric, resamples,
                                                     int(stats.get("seed", cfg.seed)), float(stats.get("confidence", 0.95)))
                 except (ValueError, KeyError):
-                    continue  # not the same samples (a limit or a failure changed one side), or no such metric
-                out.append({"task": task, "setting": setting, "a": a.model, "b": b.model, "metric": metric, **r})
+                    continue  # no such metric
+                complete = a.n_errors == 0 and b.n_errors == 0 and len(pa.y_true) == len(a.predictions.y_true)
+                out.append({"task": task, "setting": setting, "a": a.model, "b": b.model, "metric": metric,
+                            "n": len(pa.y_true), "complete": complete, **r})
     return out
 
 

@@ -6,12 +6,19 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
+def _status(ev: dict) -> str:
+    status = ev.get("status", "complete")
+    if status == "complete":
+        return "complete"
+    return f"{status.upper()} {ev.get('coverage', 0):.0%}"
+
+
 def print_summary(results: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title="cytoreg results", title_justify="left")
     for col in ("task", "model", "setting", "n", "f1_weighted [95% CI]", "5-fold", "accuracy", "invalid",
-                "errors", "random F1w"):
+                "errors", "coverage", "status", "random F1w"):
         table.add_column(col)
     for ev in results["evaluations"]:
         m, ci, folds = ev["metrics"], ev["ci"], ev["folds"]
@@ -19,11 +26,25 @@ def print_summary(results: dict, console) -> None:
         c = ci.get("f1_weighted", {})
         fs = folds.get("f1_weighted")
         base = results["tasks"][ev["task"]]["baselines"]["random_f1_weighted"]
-        table.add_row(ev["task"], ev["model"], ev["setting"], str(ev["n"]),
-                      f"{_fmt(f1)} [{_fmt(c.get('low'))}, {_fmt(c.get('high'))}]",
+        n = str(ev["n"]) if ev.get("n_attempted", ev["n"]) == ev["n"] else f"{ev['n']}/{ev['n_attempted']}"
+        complete = ev.get("status", "complete") == "complete"
+        table.add_row(ev["task"], ev["model"], ev["setting"], n,
+                      f"{_fmt(f1)} [{_fmt(c.get('low'))}, {_fmt(c.get('high'))}]" if f1 is not None else "–",
                       f"{_fmt(fs['mean'])} ± {_fmt(fs['sd'])}" if fs else "–",
-                      _fmt(m.get("accuracy")), _fmt(m.get("invalid_rate")), str(ev["errors"]), _fmt(base))
+                      _fmt(m.get("accuracy")), _fmt(m.get("invalid_rate")), str(ev["errors"]),
+                      f"{ev.get('coverage', 1.0):.1%}", _status(ev), _fmt(base),
+                      style=None if complete else "dim")
     console.print(table)
+    if results.get("limit"):
+        console.print(f"[yellow]--limit {results['limit']}: a stratified subset; these numbers are not comparable "
+                      "with full runs[/yellow]")
+    bad = [ev for ev in results["evaluations"] if ev.get("status", "complete") != "complete"]
+    if bad:
+        need = results.get("config", {}).get("min_coverage", 1.0)
+        console.print(f"[red]{len(bad)} evaluation(s) not complete[/red] (coverage below {need:g}, or the model was "
+                      "stopped): their scores cover only the answered samples and are not final results.")
+        for reason in dict.fromkeys(ev["stopped_reason"] for ev in bad if ev.get("stopped_reason")):
+            console.print(f"  {reason}", markup=False)
     if results.get("groups"):
         groups = Table(title="task groups (mean over members)", title_justify="left")
         for col in ("group", "model", "setting", "members", "f1_weighted mean", "f1_macro mean", "accuracy mean"):

@@ -100,10 +100,10 @@ class ClassificationKind:
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no samples with any of the task's labels were found "
                             f"under {data.get('root', data)}; check data.label_map in {self.spec.path}")
+        if limit:  # before relabelling: every attribute view keeps the same images
+            split.test = sampling.limit_stratified(split.test, limit)
         if self.target:
             self._relabel(split)
-        if limit:
-            split.test = split.test[:limit]
         return PreparedTask(self.spec, self.labels, split, source.skipped, self, source.ledger)
 
     def _relabel(self, split: sampling.Split) -> None:
@@ -173,13 +173,13 @@ class ClassificationKind:
         from sklearn.metrics import accuracy_score, f1_score
 
         parents: dict[str, list] = hier["parents"]
-        top1 = {r["id"]: r["parsed"] for r in records if r.get("try", 0) == 0}
+        top1 = {r["id"]: r["parsed"] for r in records if r.get("try", 0) == 0 and not r.get("error")}
         out: dict[str, Any] = {}
         for k, level in enumerate(hier["levels"]):
             y, p = [], []
             for s in prep.test:
                 truth = parents[s.label][k]
-                if truth is None:
+                if truth is None or s.id not in top1:  # no annotation at this level, or no reply
                     continue
                 pred = top1.get(s.id)
                 y.append(truth)

@@ -50,7 +50,7 @@ class MCQKind:
         if not split.test:
             raise DataError(f"task '{self.spec.name}': no cases left to test after the {n_shots} fixed shots")
         if limit:
-            split.test = split.test[:limit]
+            split.test = sampling.limit_stratified(split.test, limit)
         return PreparedTask(self.spec, self.labels, split, source.skipped, self, source.ledger)
 
     # -- requests ---------------------------------------------------------------------
@@ -102,8 +102,9 @@ class MCQKind:
         bins = int(self.mcq.get("difficulty_bins", 5))
         by_id: dict[str, list[dict]] = {}
         for r in records:
-            by_id.setdefault(r["id"], []).append(r)
-        rated = [s for s in prep.test if s.meta.get("human_correct_pct") is not None]
+            if not r.get("error"):  # an error is no answer: the case counts where it was answered
+                by_id.setdefault(r["id"], []).append(r)
+        rated = [s for s in prep.test if s.meta.get("human_correct_pct") is not None and s.id in by_id]
         strata: list[dict] = []
         for b in range(bins):
             lo, hi = 100 * b / bins, 100 * (b + 1) / bins

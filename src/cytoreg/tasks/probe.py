@@ -113,7 +113,7 @@ class ProbeKind(ClassificationKind):
             raise DataError(f"task '{self.spec.name}': no test samples with any of the task's labels under "
                             f"{self.spec.get('data', {}).get('root')}; check data.label_map in {self.spec.path}")
         if limit:
-            split.test = split.test[:limit]
+            split.test = sampling.limit_stratified(split.test, limit)
         return PreparedTask(self.spec, self.labels, split, skipped, self, ledger)
 
     def metric_names(self) -> list[str]:

@@ -55,6 +55,14 @@ def _expand(proba: np.ndarray, classes: list[str], labels: list[str]) -> np.ndar
 def _mlp(cfg, X, y, X_test, labels, X_val, y_val, seed) -> Fitted:
     import torch
 
+    # importing vlmeval.vlm calls torch.set_grad_enabled(False) for the whole process; training needs it on
+    with torch.enable_grad():
+        return _mlp_fit(cfg, X, y, X_test, labels, X_val, y_val, seed)
+
+
+def _mlp_fit(cfg, X, y, X_test, labels, X_val, y_val, seed) -> Fitted:
+    import torch
+
     m = {**MLP_DEFAULTS, **(cfg.get("mlp") or {})}
     torch.manual_seed(seed)
     rng = np.random.RandomState(seed)

@@ -92,3 +92,21 @@ def draw(samples: Iterable[Sample] | Callable[[], Iterable[Sample]], labels: lis
     for split, items in slots.items():
         setattr(out, split, [s for _, s in sorted(items, key=lambda x: x[0])])
     return out
+
+
+def limit_stratified(samples: list[Sample], n: int) -> list[Sample]:
+    """``--limit N``: N samples taken round-robin over the classes, each class in its drawn
+    (seeded) order, classes in order of first appearance; returned in the original order.
+    The first N sorted ids would be one class."""
+    by_class: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_class.setdefault(s.label, []).append(i)
+    queues = list(by_class.values())
+    keep: list[int] = []
+    depth = 0
+    while len(keep) < n and any(depth < len(q) for q in queues):
+        for q in queues:
+            if depth < len(q) and len(keep) < n:
+                keep.append(q[depth])
+        depth += 1
+    return [samples[i] for i in sorted(keep)]
