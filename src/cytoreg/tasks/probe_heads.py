@@ -89,8 +89,7 @@ def _mlp_fit(cfg, X, y, X_test, labels, X_val, y_val, seed) -> Fitted:
         for s in range(0, len(order), m["batch_size"]):
             b = torch.as_tensor(order[s:s + m["batch_size"]])
             opt.zero_grad()
-            with torch.enable_grad():  # training must not depend on a caller's (or a library's) grad mode
-                loss_fn(net(Xt[b]), yt[b]).backward()
+            loss_fn(net(Xt[b]), yt[b]).backward()
             opt.step()
         if has_val:  # early stopping on validation loss, keeping the best weights
             net.eval()
