@@ -132,6 +132,10 @@ def test_explorer_filters_to_exactly_the_rows_of_samples_jsonl(board_dir, browse
     first = next(s for s in samples if s["model"] == "gptlike" and s["id"] == listed[0][1] and s["task"] == "small"
                  ) if any(s["task"] == "small" and s["id"] == listed[0][1] for s in samples) else None
     assert "true: Basophil" in detail and "other answers for this image" in detail
+    from cytoreg.registry.catalog import Catalog
+
+    prompt = Catalog.load().task("demo").get("prompts")["zero_shot"]
+    assert "[user] [image: this sample]" in detail and prompt.split("\n")[0].strip() in detail  # the exact prompt
     if first:
         assert first["response"] in detail  # the raw reply, verbatim
     _shot(page, "explorer-wrong-basophil-gptlike.png")
@@ -262,3 +266,16 @@ def test_view_command_writes_and_serves_the_explorer(board_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_efficiency_reports_tokens_and_latency_percentiles(board_dir):
+    root, samples = board_dir
+    md = (root / "board" / "leaderboard.md").read_text()
+    section = md.split("## efficiency", 1)[1].split("## provenance", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| gptlike |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    lat = sorted(s["latency_s"] for s in samples if s["model"] == "gptlike" and s.get("latency_s") is not None)
+    assert len(lat) == sum(1 for s in samples if s["model"] == "gptlike" and not s["error"])
+    import numpy as np
+
+    assert cells[6] == f"{np.percentile(lat, 50):.2f}" and cells[7] == f"{np.percentile(lat, 95):.2f}"

@@ -56,7 +56,10 @@ def call_with_retries(fn: Callable[[], Response], *, max_retries: int, initial: 
     while True:
         stats.add(sent=1)
         try:
+            t0 = time.perf_counter()
             resp = fn()
+            if resp.latency_s is None:
+                resp.latency_s = round(time.perf_counter() - t0, 4)
             resp.attempts = attempt + 1
             stats.count("ok")
             if breaker is not None:
@@ -118,7 +121,12 @@ def _run(model: Generator, requests: Sequence[ChatRequest], on_done: Callable[[i
                 continue
             stats.add(sent=len(chunk))
             try:
+                t0 = time.perf_counter()
                 responses = model.generate_batch(chunk)
+                took = round(time.perf_counter() - t0, 4)
+                for r in responses:
+                    if r.latency_s is None and r.error is None:
+                        r.latency_s = took
                 breaker.success()
             except Exception as exc:  # a crash in one batch is recorded per sample, the run goes on
                 responses = [Response(error=f"{type(exc).__name__}: {exc}") for _ in chunk]

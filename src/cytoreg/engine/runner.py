@@ -220,6 +220,23 @@ def generator_items(kind, prep: PreparedTask, adapter: Generator, setting: str) 
     return items, tries
 
 
+def prompt_view(req, sample) -> str:
+    """The request as a person reads it: each message's text, images named by file (the sample's own
+    image as "this sample"), never by path, so reports built from it hold no machine paths."""
+    from cytoreg.models.base import ImagePart
+
+    lines = []
+    for m in req.messages:
+        for p in m.parts:
+            if isinstance(p, ImagePart):
+                name = "this sample" if p.image == sample.image else \
+                    (p.image.path.name if p.image.path is not None else "image")
+                lines.append(f"[{m.role}] [image: {name}]")
+            else:
+                lines.append(f"[{m.role}] {p.text}")
+    return "\n".join(lines)
+
+
 def embedder_keys(kind, prep: PreparedTask, adapter: Embedder) -> tuple[list[str], list[str], list[list[str]]]:
     """(cache keys, image SHA-256s, class prompts) of a zero-shot embedder evaluation."""
     prompts = kind.class_prompts()
@@ -257,7 +274,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency, breaker)
     records = []
     usage: dict[str, int] = {}
-    for i, (si, t, _, key) in enumerate(items):
+    for i, (si, t, req, key) in enumerate(items):
         s, resp = prep.test[si], responses[i]
         ex = kind.extract(s, resp.text) if resp.error is None else None
         parsed = ex.label if ex else None
@@ -265,7 +282,9 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
             usage[k] = usage.get(k, 0) + int(v)
         records.append({"id": s.id, "label": s.label, "try": t, "prompt_hash": key[:16], "response": resp.text,
                         "parsed": parsed, "match": ex.step if ex else "error", "match_detail": ex.detail if ex else "",
-                        "correct": parsed == s.label if ex else None, "error": resp.error, "attempts": resp.attempts})
+                        "correct": parsed == s.label if ex else None, "error": resp.error, "attempts": resp.attempts,
+                        "prompt": prompt_view(req, s),
+                        **({"latency_s": resp.latency_s} if resp.latency_s is not None else {})})
     if judge is not None:
         from cytoreg.engine.judge import apply_judge
 

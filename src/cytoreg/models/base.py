@@ -108,6 +108,7 @@ class Response:
     usage: dict[str, int] = field(default_factory=dict)
     attempts: int = 1
     model_version: str | None = None
+    latency_s: float | None = None  # the answering call's wall time (a local batch: the batch's)
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
