@@ -107,8 +107,8 @@ def test_engine_calls_load_once_and_stacks_numpy(tmp_path):
     assert [e["errors"] for e in res["evaluations"]] == [0, 0]
     # rerun: everything from the cache, load() not called at all
     CountingEmbedder.loads = 0
-    evaluate(EvalConfig(["demo"], ["counting"], output=tmp_path / "run", include=[str(d)], progress=False,
-                        bootstrap=0, limit=10))
+    evaluate(EvalConfig(["demo"], ["counting"], output=tmp_path / "rerun", cache=tmp_path / "run" / "cache.sqlite",
+                        include=[str(d)], progress=False, bootstrap=0, limit=10))  # another configuration: own folder
     assert CountingEmbedder.loads == 0
 
 
