@@ -53,10 +53,16 @@ with tempfile.TemporaryDirectory() as tmp:
         old_res = json.loads((tmp / "base" / "results.json").read_text())
         new_res = json.loads((tmp / "run" / "results.json").read_text())
         keys = ("metrics", "ci", "folds")
-        same_as_base = [{k: e[k] for k in keys} for e in old_res["evaluations"]] == \
-                       [{k: e[k] for k in keys} for e in new_res["evaluations"]] and \
-                       old_res["comparisons"] == new_res["comparisons"]
-        print(f"results.json metrics, CIs, folds and comparisons identical to the baseline's: {same_as_base}")
+
+        def kept(old: dict, new: dict) -> bool:
+            """Every number the baseline wrote is written again, unchanged (additions are allowed)."""
+            return all(k in new and new[k] == v for k, v in old.items())
+
+        same_as_base = all(kept(eo[k], en[k]) for eo, en in zip(old_res["evaluations"], new_res["evaluations"])
+                           for k in keys) and all(kept(co, cn) for co, cn in zip(old_res["comparisons"],
+                                                                                  new_res["comparisons"]))
+        print(f"results.json: every metric, CI, fold spread and comparison the baseline wrote is identical: {same_as_base}"
+              " (new entries, e.g. invalid_rate's CI or a comparison's n, are additions)")
         extra.append(row("eval demo results differing from baseline (0 = identical)", float(not same_as_base), 0, ""))
     results = json.loads((tmp / "run" / "results.json").read_text())
     rows = [json.loads(line) for line in (tmp / "run" / "samples.jsonl").read_text().splitlines()]
