@@ -35,8 +35,8 @@ def test_gated_and_missing_say_where_to_accept_the_licence(cache, capsys):
     rc = main(["models", "check", "virchow2,medsiglip", "gpt4o"])
     out = capsys.readouterr()
     assert rc == 1 and "Traceback" not in out.out + out.err
-    assert ("get it   accept the licence at https://huggingface.co/paige-ai/Virchow2, then huggingface-cli login "
-            "and huggingface-cli download paige-ai/Virchow2") in out.out
+    assert ("get it   accept the licence at https://huggingface.co/paige-ai/Virchow2, then hf auth login "
+            "and hf download paige-ai/Virchow2") in out.out
     assert f"missing: google/medsiglip-448 is not in the Hugging Face cache {cache}" in out.out
     assert "gpt4o  (openai: served by the openai adapter: no local weights)" in out.out
     assert out.out.count("NOT READY") == 2

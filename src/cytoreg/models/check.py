@@ -152,8 +152,8 @@ def check(spec: Any) -> Check:
         if folder is None:
             offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
             c.add("weights", f"missing: {where} is not in the Hugging Face cache {hf_cache_dir()}{offline}")
-            how = f"huggingface-cli download {where}"
-            c.add("get it", f"accept the licence at {gated}, then huggingface-cli login and {how}" if gated else how)
+            how = f"hf download {where}"
+            c.add("get it", f"accept the licence at {gated}, then hf auth login and {how}" if gated else how)
             return c
     try:
         files = _weights(folder)

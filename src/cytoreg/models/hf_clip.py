@@ -71,7 +71,7 @@ class HFCLIP(Embedder):
         except (OSError, ValueError) as exc:
             hint = self.params.get("download_hint")
             if self.spec.get("gated"):
-                hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'huggingface-cli download ' + self.model_id}"
+                hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
             raise hub_missing(self.name, self.model_id, "", hint, exc) from exc
         if not hasattr(model, "get_image_features"):
             raise ModelLoadError(f"model '{self.name}': {self.model_id} loads as {type(model).__name__}, which has no "

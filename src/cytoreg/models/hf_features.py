@@ -82,7 +82,7 @@ class HFFeatures(FeatureExtractor):
             kwargs["revision"] = self.params["revision"]
         hint = self.params.get("download_hint")
         if self.spec.get("gated"):
-            hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'huggingface-cli download ' + self.model_id}"
+            hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
         try:
             processor = AutoImageProcessor.from_pretrained(self.model_id, **kwargs)
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
