@@ -228,7 +228,7 @@ def test_limit_20_on_demo_is_stratified_warned_and_recorded(tmp_path):
              "-o", str(tmp_path / "run")])
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert "WARNING: --limit 20" in err and "NOT comparable with full runs" in err
+    assert "WARNING: --limit 20" in err and "NOT comparable with full runs" in err and "[/" not in err  # styled, not raw markup
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["limit"] == 20 and res["config"]["limit"] == 20
     counts = res["tasks"]["demo"]["class_counts"]

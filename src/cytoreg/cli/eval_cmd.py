@@ -149,10 +149,12 @@ def cmd_eval(args) -> int:
 
         cfg.output = fresh_folder(Path("runs"))
     if args.limit:
-        _console(stderr=True).print(
-            f"[bold yellow]WARNING: --limit {args.limit}[/bold yellow]: each task is cut to a stratified, seeded subset "
+        from rich.text import Text
+
+        _console(stderr=True).print(Text.assemble(
+            (f"WARNING: --limit {args.limit}", "bold yellow"), ": each task is cut to a stratified, seeded subset "
             f"of {args.limit} test samples (round-robin over its classes). The numbers are NOT comparable with full "
-            "runs; results.json records the limit.")
+            "runs; results.json records the limit."))
     output = cfg.output
     try:
         results = evaluate(cfg)

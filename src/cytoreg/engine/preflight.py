@@ -324,6 +324,7 @@ def render(rep: Report, console) -> None:
     """The report as a rich table plus the problems, every string escaped."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     if rep.overridden:
         console.print(f"overrides applied to: {escape(', '.join(rep.overridden))}")
@@ -346,10 +347,10 @@ def render(rep: Report, console) -> None:
                   + (f", ≤ ${t['cost_usd_max']}" if t["cost_usd_max"] is not None else "")
                   + (f"; {t['images']} image(s) for local encoders" if t["images"] else ""))
     for note in rep.notes:
-        console.print(f"[yellow]note[/yellow] {escape(note)}")
+        console.print(Text.assemble(("note", "yellow"), " ", note))
     for p in rep.problems:
         console.print(f"[red]problem[/red] {escape(f'[{p.category}]')} {escape(p.message)}", markup=True)
     if rep.ok:
-        console.print("[green]preflight ok[/green]: nothing missing")
+        console.print(Text.assemble(("preflight ok", "green"), ": nothing missing"))
     else:
-        console.print(f"[red]{len(rep.problems)} problem(s)[/red]; nothing was loaded or sent")
+        console.print(Text.assemble((f"{len(rep.problems)} problem(s)", "red"), "; nothing was loaded or sent"))

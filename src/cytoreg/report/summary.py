@@ -15,6 +15,7 @@ def _status(ev: dict) -> str:
 
 def print_summary(results: dict, console) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="cytoreg results", title_justify="left")
     for col in ("task", "model", "setting", "n", "f1_weighted [95% CI]", "5-fold", "accuracy", "invalid",
@@ -36,13 +37,14 @@ def print_summary(results: dict, console) -> None:
                       style=None if complete else "dim")
     console.print(table)
     if results.get("limit"):
-        console.print(f"[yellow]--limit {results['limit']}: a stratified subset; these numbers are not comparable "
-                      "with full runs[/yellow]")
+        console.print(f"--limit {results['limit']}: a stratified subset; these numbers are not comparable "
+                      "with full runs", style="yellow", markup=False)
     bad = [ev for ev in results["evaluations"] if ev.get("status", "complete") != "complete"]
     if bad:
         need = results.get("config", {}).get("min_coverage", 1.0)
-        console.print(f"[red]{len(bad)} evaluation(s) not complete[/red] (coverage below {need:g}, or the model was "
-                      "stopped): their scores cover only the answered samples and are not final results.")
+        console.print(Text.assemble((f"{len(bad)} evaluation(s) not complete", "red"), f" (coverage below {need:g}, or "
+                                    "the model was stopped): their scores cover only the answered samples and are not "
+                                    "final results."))
         for reason in dict.fromkeys(ev["stopped_reason"] for ev in bad if ev.get("stopped_reason")):
             console.print(f"  {reason}", markup=False)
     if results.get("groups"):
