@@ -286,6 +286,16 @@ def test_cache_keys_mean_the_request(tmp_path):
              "--include", str(d)])
     out, _ = p.communicate(timeout=120)
     assert "would reuse 0 of 22 requests; 22 would be sent" in out
+    # the planned run's overrides count as in the run itself (the plan is the run's own preflight)
+    p = cli(["cache", "stats", "--cache", str(tmp_path / "cache.sqlite"), "--tasks", "small", "--models", "fake",
+             "--include", str(d), "--set", "task.small.prompts.zero_shot=Which cell is it?"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "would reuse 22 of 22 requests; 0 would be sent" in out
+    p = cli(["cache", "stats", "--cache", str(tmp_path / "cache.sqlite"), "--tasks", "small", "--models", "fake",
+             "--include", str(d), "--settings", "few_shot"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "--settings few_shot" in err  # small offers zero_shot only
 
 
 def test_remote_hosts_stay_in_the_identity_and_local_ports_do_not(tmp_path):
