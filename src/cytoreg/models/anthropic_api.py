@@ -12,6 +12,7 @@ from typing import Any
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
+from cytoreg.models.endpoint import base_url, endpoint_identity, endpoint_properties
 from cytoreg.models.failures import connection_failure, http_failure, scrub
 from cytoreg.models.openai_api import _count, _first_line, retry_after
 
@@ -77,10 +78,8 @@ class AnthropicChat(Generator):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Claude model id, e.g. claude-sonnet-4-6"},
-            "base_url": {"type": "string", "description": "another endpoint speaking the Messages API"},
-            "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
-            "api_key_env": {"type": "string", "description": "environment variable holding the key (default ANTHROPIC_API_KEY)"},
+            **endpoint_properties("Claude model id, e.g. claude-sonnet-4-6", "ANTHROPIC_API_KEY",
+                                  "another endpoint speaking the Messages API"),
             "sampling": {"type": "boolean", "description": "false for models that reject temperature / top_p / "
                          "top_k (Claude Opus 4.7): they are then not sent (nor with thinking)"},
             "thinking": {"type": "object", "description": "sent as is, e.g. {type: enabled, budget_tokens: 2048} "
@@ -92,11 +91,10 @@ class AnthropicChat(Generator):
         super().__init__(spec, device)
         self._client = None
         self._key: str | None = None
-        env = self.params.get("base_url_env")
-        self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+        self.base_url = base_url(self.params)
 
     def weights_identity(self) -> str:
-        return f"{self.params['model']}@{self.base_url or 'api.anthropic.com'}"
+        return endpoint_identity(self.params["model"], self.base_url, "api.anthropic.com")
 
     @property
     def endpoint(self) -> str:
