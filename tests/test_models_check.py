@@ -31,15 +31,19 @@ def cache(tmp_path, monkeypatch):
     return c
 
 
-def test_gated_and_missing_say_where_to_accept_the_licence(cache, capsys):
+def test_gated_and_missing_say_where_to_accept_the_licence(cache, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     rc = main(["models", "check", "virchow2,medsiglip", "gpt4o"])
     out = capsys.readouterr()
     assert rc == 1 and "Traceback" not in out.out + out.err
     assert ("get it   accept the licence at https://huggingface.co/paige-ai/Virchow2, then hf auth login "
-            "and hf download paige-ai/Virchow2") in out.out
-    assert f"missing: google/medsiglip-448 is not in the Hugging Face cache {cache}" in out.out
-    assert "gpt4o  (openai: served by the openai adapter: no local weights)" in out.out
-    assert out.out.count("NOT READY") == 2
+            "and hf download paige-ai/Virchow2 on a machine with network") in out.out
+    assert (f"missing: google/medsiglip-448 (params.model) is not in the Hugging Face cache {cache} "
+            "(models--google--medsiglip-448; HF_HUB_OFFLINE is set)") in out.out
+    assert "gpt4o  (openai: served by the openai adapter)" in out.out
+    assert "  key      missing: environment variable OPENAI_API_KEY is not set" in out.out
+    assert out.out.count("NOT READY") == 3
 
 
 def test_present_in_the_cache_and_loadable(cache, tmp_path, capsys):
@@ -67,7 +71,7 @@ def test_broken_checkpoints_are_a_line_not_a_traceback(cache, tmp_path, capsys):
     (snap / "config.json").write_text('{"model_type": "no-such-model"}')
     assert main(["models", "check", "phikon-v2"]) == 1
     out = capsys.readouterr().out
-    assert "  loads    no: ValueError:" in out and "no-such-model" in out and "Traceback" not in out
+    assert f"  loads    no: {snap}: ValueError:" in out and "no-such-model" in out and "Traceback" not in out
     # a sharded checkpoint with a shard missing
     (snap / "model.safetensors.index.json").write_text(json.dumps(
         {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
@@ -94,3 +98,125 @@ def test_list_models_names_the_zoo_families(capsys):
                  "hibou-b", "hibou-l", "midnight", "dinov3-b", "medsiglip", "pathgen-clip", "medgemma-4b",
                  "medgemma-27b", "qwen2.5-vl-7b", "qwen3-vl-8b", "internvl3-8b", "lingshu-7b", "smolvlm2-2.2b"):
         assert f"│ {name} " in out, name
+
+
+@pytest.fixture
+def no_keys(monkeypatch):
+    for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+              "LLAVA_MED_BASE_URL", "LLAVA_MED_API_KEY", "CONCH_CHECKPOINT", "PATHGEN_CLIP_CHECKPOINT"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def _report(out: str) -> dict[str, list[str]]:
+    """models check's text report: model name -> its indented lines."""
+    models: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            models[line.split()[0]] = cur = []
+        elif line.strip():
+            cur.append(line.strip())
+    return models
+
+
+def test_a_model_that_cannot_run_is_never_ready(cache, no_keys, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pathgen-clip.pt is read relative to the current folder
+    rc = main(["models", "check", "pathgen-clip", "gpt-5", "claude-opus-4-7", "gemini-2.5-pro", "llava-med", "conch"])
+    r = _report(capsys.readouterr().out)
+    assert rc == 1
+    assert r["pathgen-clip"] == [
+        f"weights  missing: the checkpoint file pathgen-clip.pt (params.pretrained, relative to the current folder "
+        f"{tmp_path}) does not exist",
+        "get it   download pathgen-clip.pt from https://huggingface.co/jamessyx/PathGen-CLIP and set "
+        "PATHGEN_CLIP_CHECKPOINT to its path", "status   NOT READY"]
+    assert r["gpt-5"][0] == ("key      missing: environment variable OPENAI_API_KEY is not set; export your API key "
+                             "there (never written to disk); or point -M base_url=... at a local server")
+    assert r["claude-opus-4-7"][0].startswith("key      missing: environment variable ANTHROPIC_API_KEY is not set")
+    assert r["gemini-2.5-pro"][0].startswith(
+        "key      missing: environment variable GEMINI_API_KEY or GOOGLE_API_KEY is not set")
+    assert r["llava-med"][0].startswith("endpoint missing: environment variable LLAVA_MED_BASE_URL is not set")
+    # a gated hub reference is a hub id with a "get it" line, never a file path
+    assert r["conch"][0] == (f"weights  missing: pytorch_model.bin of MahmoodLab/conch (params.checkpoint) is not in "
+                             f"the Hugging Face cache {cache} (models--MahmoodLab--conch; HF_HUB_OFFLINE is set)")
+    assert r["conch"][1].startswith("get it   request access at https://huggingface.co/MahmoodLab/conch")
+    assert all(v[-1] == "status   NOT READY" for v in r.values()), r
+    # with the key / endpoint set they are ready, and the key is never shown
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
+    monkeypatch.setenv("LLAVA_MED_BASE_URL", "http://127.0.0.1:8000/v1")
+    assert main(["models", "check", "gpt-5", "llava-med"]) == 0
+    out = capsys.readouterr().out
+    assert "key      OPENAI_API_KEY is set (never shown)" in out and "sk-secret" not in out
+    assert "endpoint http://127.0.0.1:8000/v1" in out
+
+
+def test_checkpoint_paths_are_shown_not_masked(cache, no_keys, capsys, monkeypatch):
+    monkeypatch.setenv("CONCH_CHECKPOINT", "/nope/conch.bin")
+    monkeypatch.setenv("PATHGEN_CLIP_CHECKPOINT", "/nope/pathgen-clip.pt")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-stay-hidden-42")
+    assert main(["models", "check", "conch", "pathgen-clip"]) == 1
+    out = capsys.readouterr().out
+    assert "***" not in out
+    assert "weights  missing: the checkpoint file /nope/conch.bin (params.checkpoint) does not exist" in out
+    assert "weights  missing: the checkpoint file /nope/pathgen-clip.pt (params.pretrained) does not exist" in out
+    from cytoreg import secrets
+
+    assert secrets.redact("at /nope/conch.bin, key sk-must-stay-hidden-42") == "at /nope/conch.bin, key ***"
+
+
+def _uni_in_cache(cache, tmp_path):
+    from tiny_encoders import save_twin
+
+    save_twin(tmp_path / "uni", "uni")
+    return _put_in_hf_cache(cache, "MahmoodLab/UNI", tmp_path / "uni")
+
+
+def test_truncated_and_corrupt_files_are_named_with_the_fix(cache, tmp_path, capsys):
+    snap = _uni_in_cache(cache, tmp_path)
+    # a whole (tiny) twin: ready, with a warning that it is far below the spec's 303M parameters
+    assert main(["models", "check", "uni"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out and "far below what the spec's parameters 303M needs (at least 0.30 GB)" in out
+    # the 2-byte file of the audit
+    (snap / "pytorch_model.bin").write_bytes(b"ab")
+    assert main(["models", "check", "uni"]) == 1
+    out = capsys.readouterr().out
+    assert (f"weights  damaged: {snap / 'pytorch_model.bin'} (2 bytes) is neither a torch checkpoint (zip archive) "
+            "nor safetensors; a truncated or corrupt download: download it again with hf download MahmoodLab/UNI "
+            "--force-download") in out
+    assert "weights_only" not in out and "present" not in out
+    # a torch zip archive cut in half
+    save_twin_bytes = (tmp_path / "uni" / "pytorch_model.bin").read_bytes()
+    (snap / "pytorch_model.bin").write_bytes(save_twin_bytes[: len(save_twin_bytes) // 2])
+    assert main(["models", "check", "uni"]) == 1
+    assert "is a zip archive (torch's format) without its end: cut short at" in capsys.readouterr().out
+    # a config.json that is not JSON: named, with the file
+    (snap / "pytorch_model.bin").write_bytes(save_twin_bytes)
+    (snap / "config.json").write_text("<html>rate limited</html>")
+    assert main(["models", "check", "uni"]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged: {snap / 'config.json'} is not valid JSON (Expecting value: line 1 column 1 (char 0))" in out
+    assert "JSONDecodeError" not in out
+
+
+def test_a_cut_short_safetensors_file(cache, tmp_path, capsys):
+    from tiny_encoders import save_twin
+
+    save_twin(tmp_path / "v2", "virchow2")
+    snap = _put_in_hf_cache(cache, "paige-ai/Virchow2", tmp_path / "v2")
+    data = (snap / "model.safetensors").read_bytes()
+    (snap / "model.safetensors").write_bytes(data[:-100])
+    assert main(["models", "check", "virchow2"]) == 1
+    assert (f"is cut short: its header promises {len(data)} bytes, the file has {len(data) - 100}"
+            in capsys.readouterr().out)
+
+
+def test_json_output_and_exit_codes(cache, no_keys, capsys):
+    assert main(["models", "check", "random", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r == {"name": "random", "adapter": "random", "source": "a weightless baseline", "ready": True,
+                 "lines": [{"key": "weights", "text": "a weightless baseline"}], "problems": [], "warnings": []}
+    assert main(["models", "check", "random,medsiglip", "--json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert [x["ready"] for x in rows] == [True, False]
+    (p,) = rows[1]["problems"]
+    assert p["category"] == "weights" and p["message"].startswith(
+        "model 'medsiglip': weights missing: google/medsiglip-448 (params.model) is not in the Hugging Face cache")

@@ -5,7 +5,8 @@ Secrets are the values of
   ``_CREDENTIALS`` (``OPENAI_API_KEY``, ``HF_TOKEN``...),
 - environment variables a spec names as ``params.api_key_env``,
 - environment variables a spec expands with ``${VAR}``, unless the name says it holds a location
-  (``*_ROOT``, ``*_DIR``, ``*_PATH``, ``*_HOME``, ``*_URL``, ``*_DATA``...; ``$CYTOREG_DATA``) or
+  (``*_ROOT``, ``*_DIR``, ``*_PATH``, ``*_HOME``, ``*_URL``, ``*_DATA``, ``*_CHECKPOINT``,
+  ``*_CKPT``...; ``$CYTOREG_DATA``) or
   the value is an existing path: error messages must show where they looked,
 
 each at least :data:`MIN_LENGTH` characters long (shorter values are not credentials, and
@@ -24,7 +25,8 @@ from typing import Any
 MASK = "***"
 MIN_LENGTH = 8
 SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD|_CREDENTIALS|^API_KEY|^TOKEN)$", re.IGNORECASE)
-LOCATION_NAME = re.compile(r"(_ROOT|_DIR|_PATH|_HOME|_URL|_FOLDER|_DATA|_CACHE|_FILE)$", re.IGNORECASE)
+LOCATION_NAME = re.compile(r"(_ROOT|_DIR|_PATH|_HOME|_URL|_FOLDER|_DATA|_CACHE|_FILE|_CHECKPOINT|_CKPT|_WEIGHTS)$",
+                           re.IGNORECASE)
 
 _lock = threading.Lock()
 _named: set[str] = set()  # variable names specs referred to

@@ -258,30 +258,34 @@ def _models(cfg, catalog, rep: Report, explicit: bool) -> None:
     for name, (mspec, adapter_cls) in specs.items():
         if cfg.shard is not None and getattr(cfg, "skip_api", False) and getattr(adapter_cls, "mode", "") == "concurrent":
             continue  # a torchrun rank leaves API models to rank 0's merge, which checks them
+        from cytoreg.models.check import check as model_check
+
+        adapter = None
         try:
             adapter = adapter_cls(mspec, device=cfg.device)
-            found = list(adapter.check())
+            result = model_check(mspec, adapter)  # the one answer `cytoreg models check` gives too
+            found = result.problems
+            rep.notes.extend(w for w in result.warnings if w not in rep.notes)
         except CytoregError as exc:
-            found = [str(exc)]
-        except Exception as exc:  # noqa: BLE001 - a plugin's check must not hide the others
-            found = [f"model '{name}': its check() failed: {type(exc).__name__}: {exc}"]
+            found = [("weights", str(exc))]
+        except Exception as exc:  # noqa: BLE001 - a plugin's constructor must not hide the others
+            found = [("weights", f"model '{name}': its adapter failed to start: {type(exc).__name__}: {exc}")]
         if not found:
             continue
-        category = "key" if any(w in " ".join(found) for w in ("API key", "_KEY", "base_url", "URL")) else "weights"
         fp = ""
         try:
-            fp = adapter.fingerprint()
+            fp = adapter.fingerprint() if adapter is not None else ""
         except Exception:  # noqa: BLE001
             pass
         have = _cached_rows(cache_path, fp) if fp else 0
         if name in needed and needed[name] and have >= needed[name] and not explicit:
-            rep.deferred += [Problem(category, m) for m in found]  # a cached rerun needs neither
-            for m in found:
+            rep.deferred += [Problem(c, m) for c, m in found]  # a cached rerun needs neither
+            for _, m in found:
                 log.warning("%s (its responses are cached; not needed unless something is missing)", m)
             continue
         from cytoreg.errors import ModelLoadError
 
-        for m in found:
+        for category, m in found:
             m = m + (" (--judge)" if name == cfg.judge and name not in needed else "")
             rep.add(category, m, ModelLoadError(m))
 

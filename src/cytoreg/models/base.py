@@ -197,10 +197,14 @@ class ModelAdapter:
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
     def check(self) -> list[str]:
-        """Preflight (``cytoreg eval --check``, and before any run): what would stop :meth:`load`
-        (packages, weights, keys), as messages naming the fix. Must not load weights or send
-        requests. Default: nothing to check."""
-        return []
+        """Preflight (``cytoreg eval --check``, and before any run): what would stop :meth:`load`,
+        as messages naming the fix. Must not load weights or send requests. Default: the shared
+        answer of :mod:`cytoreg.models.check` (packages, weights, key, endpoint, read from the
+        spec's params). Override only to add what is specific to the adapter; the preflight asks
+        the override once the shared checks have passed."""
+        from cytoreg.models.check import check
+
+        return check(self.spec).messages()
 
     def load(self) -> None:
         """Load weights / open clients. The engine calls it once per run, in the main process,

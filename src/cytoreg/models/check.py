@@ -1,10 +1,19 @@
-"""``cytoreg models check``: are a model spec's weights on this machine, and do its config and
-processor load (nothing is downloaded, no weights are read)? Every failure becomes a line of the
-report that says what to do (for a gated repo: where to accept the licence), never a traceback."""
+"""The one answer to "can this model run here?": its packages, its weights (Hugging Face cache,
+folder or file: present, complete, not truncated), its API key and its endpoint, read from the
+spec's params. ``cytoreg eval --check`` (and the preflight before every run) and
+``cytoreg models check`` both ask :func:`check`; ``models check`` adds ``deep=True`` (config and
+processor loaded, still no weights read). Nothing is downloaded or sent. Every problem is a line
+that says what was looked for, where, and how to get it; never a library's traceback.
+
+An adapter whose own ``check()`` adds something specific to it (a config file it needs) is asked
+too, once this module found the weights / key / endpoint: the adapter never answers those again."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,47 +23,174 @@ from cytoreg.models.weights import hf_cache_dir
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 API_ADAPTERS = ("openai", "gemini", "anthropic", "vlmeval")
 HF_ADAPTERS = ("hf", "hf_clip", "hf_features", "hf_hidden")
+#: config files read before any weights: a broken one is named here, not by json's own words
+CONFIG_FILES = ("config.json", "preprocessor_config.json", "open_clip_config.json", "processor_config.json")
+
+_HF = (("transformers", "torch"), "pip install 'cytoreg[hf]'")
+_API = "pip install 'cytoreg[api]'"
+#: adapter -> (modules it imports, how to install them)
+PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "timm": (("timm", "torch", "torchvision"), "pip install 'cytoreg[clip]'"),
+    "open_clip": (("open_clip", "torch"), "pip install 'cytoreg[clip]'"),
+    "conch": (("conch", "torch"), "pip install conch-fork (or git+https://github.com/mahmoodlab/CONCH)"),
+    "hf": _HF, "hf_clip": _HF, "hf_features": _HF, "hf_hidden": _HF,
+    "openai": (("openai",), _API), "gemini": (("google.genai",), _API), "anthropic": (("anthropic",), _API),
+    "vlmeval": (("vlmeval",), "pip install 'cytoreg[vlmeval]' (ms-vlmeval)"),
+}
+#: built-in check() methods that answered packages / weights / keys themselves before this module
+#: did; they are not asked again (their answers would only repeat these in other words)
+SUPERSEDED = frozenset({
+    "cytoreg.models.timm_features.TimmFeatures.check", "cytoreg.models.hf_clip.HFCLIP.check",
+    "cytoreg.models.open_clip_adapter.OpenCLIP.check", "cytoreg.models.open_clip_adapter.Conch.check",
+    "cytoreg.models.hf_generate.HFGenerator.check", "cytoreg.models.openai_api.OpenAIChat.check",
+    "cytoreg.models.gemini_api.GeminiChat.check", "cytoreg.models.anthropic_api.AnthropicChat.check",
+    "cytoreg.models.vlmeval_bridge.VLMEvalBridge.check"})
+#: API adapter -> (key variables, any of which will do; the variable a base_url may come from)
+ENDPOINTS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "openai": (("OPENAI_API_KEY",), "OPENAI_BASE_URL"),
+    "gemini": (("GEMINI_API_KEY", "GOOGLE_API_KEY"), None),
+    "anthropic": (("ANTHROPIC_API_KEY",), None),
+}
 
 
 @dataclass
 class Check:
+    """What :func:`check` found for one model: report lines, and the problems that stop a run."""
+
     name: str
     adapter: str
     source: str = ""
-    ready: bool = False
     lines: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (category, message) for the preflight
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
 
     def add(self, key: str, text: str) -> None:
         self.lines.append((key, text))
 
+    def fail(self, category: str, key: str, text: str, get: str | None = None) -> None:
+        """A problem: a report line ``key text`` (+ ``get it``), and the same words for the preflight."""
+        self.add(key, text)
+        if get:
+            self.add("get it", get)
+        self.problems.append((category, f"model '{self.name}': {key} {text}" + (f". Get it: {get}" if get else "")))
 
-def _source(spec: Any) -> tuple[str, str]:
-    """(kind, where): kind is hub | folder | file | env | none."""
+    def warn(self, key: str, text: str) -> None:
+        self.add(key, f"warning: {text}")
+        self.warnings.append(f"model '{self.name}': {text}")
+
+    def messages(self) -> list[str]:
+        return [m for _, m in self.problems]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "adapter": self.adapter, "source": self.source, "ready": self.ready,
+                "lines": [{"key": k, "text": t} for k, t in self.lines],
+                "problems": [{"category": c, "message": m} for c, m in self.problems], "warnings": self.warnings}
+
+
+@dataclass
+class Source:
+    kind: str  # hub | folder | file | env | api | none
+    where: str
+    origin: str = ""  # the spec field it came from
+    filename: str | None = None  # one file of a hub repo (CONCH's pytorch_model.bin)
+
+
+def how_to_get(spec: Any, repo: str | None = None, filename: str | None = None) -> str:
+    """The one "get it" wording: for a gated hub repo the licence, the login and the download;
+    else the spec's ``download_hint``, else ``hf download``."""
+    hint = " ".join(str((spec.get("params") or {}).get("download_hint") or "").split())
+    gated = spec.get("gated")
+    if repo is None:
+        return hint
+    step = f"hf download {repo}{' ' + filename if filename else ''}"
+    if gated:
+        line = f"accept the licence at {gated}, then hf auth login and {step} on a machine with network"
+        return f"{line}; {hint}" if hint and repo not in hint else line
+    return hint or f"{step} on a machine with network"
+
+
+def _is_pathlike(ref: str) -> bool:
+    return ref.startswith(("/", "./", "../", "~")) or Path(ref).expanduser().is_dir()
+
+
+def _hub_ref(ref: str) -> str | None:
+    for prefix in ("hf-hub:", "hf_hub:"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return None
+
+
+def _relative_to_spec(spec: Any, ref: str) -> Path:
+    """A path in a spec, relative to the spec's file (as the conch adapter reads it)."""
+    path = Path(os.path.expandvars(ref)).expanduser()
+    if not path.is_absolute() and getattr(spec, "path", None) is not None:
+        path = Path(spec.path).parent / path
+    return path
+
+
+def _open_clip_tag(model: str, tag: str) -> str | None:
+    """The hub repo open_clip fetches ``tag`` of ``model`` from (None: a URL download, or unknown)."""
+    try:
+        from open_clip.pretrained import get_pretrained_cfg
+
+        return (get_pretrained_cfg(model, tag) or {}).get("hf_hub", "").strip("/") or None
+    except Exception:  # noqa: BLE001 - an unknown tag: open_clip names it at load time
+        return None
+
+
+def _source(spec: Any) -> Source:
+    """Where the spec says the weights (or the endpoint) are."""
     adapter, p = spec.get("adapter"), dict(spec.get("params") or {})
     if adapter in API_ADAPTERS:
-        return "none", f"served by the {adapter} adapter: no local weights"
+        return Source("api", f"served by the {adapter} adapter")
     if adapter in ("random", "prior"):
-        return "none", "a weightless baseline"
+        return Source("none", "a weightless baseline")
+    if adapter == "conch":
+        ref = str(p.get("checkpoint", ""))
+        repo = _hub_ref(ref)
+        if repo:
+            return Source("hub", repo, "params.checkpoint", "pytorch_model.bin")
+        return Source("file", str(_relative_to_spec(spec, ref)), "params.checkpoint")
     ckpt = p.get("checkpoint")
     if not ckpt and p.get("checkpoint_env"):
         ckpt = os.environ.get(p["checkpoint_env"])
-        if not ckpt:
-            return "env", p["checkpoint_env"]
+        if not ckpt and not p.get("pretrained"):
+            return Source("env", p["checkpoint_env"], "params.checkpoint_env")
     if ckpt:
-        return "file", os.path.expandvars(str(ckpt))
+        return Source("file", str(Path(os.path.expandvars(str(ckpt))).expanduser()), "params.checkpoint")
+    if adapter == "open_clip":
+        model, pre = str(p.get("model", "")), str(p.get("pretrained") or "")
+        if _hub_ref(model):
+            return Source("hub", _hub_ref(model), "params.model")
+        if model.startswith("local-dir:"):
+            return Source("folder", model[len("local-dir:"):], "params.model")
+        if pre and ("/" in pre or os.sep in pre or pre.endswith(WEIGHT_SUFFIXES)):
+            return Source("file", pre, "params.pretrained")
+        repo = _open_clip_tag(model, pre) if pre else None
+        if repo:
+            return Source("hub", repo, "params.pretrained")
+        return Source("none", f"open_clip's pretrained tag '{pre}' for {model} (downloaded by open_clip to its "
+                              "own cache; not checked here)" if pre else f"{model} without pretrained weights")
     ref = str(p.get("pretrained") or p.get("model") or "")
-    for prefix in ("hf-hub:", "hf_hub:"):
-        if ref.startswith(prefix):
-            return "hub", ref[len(prefix):]
+    if _hub_ref(ref):
+        return Source("hub", _hub_ref(ref), "params.pretrained")
     if ref.startswith("local-dir:"):
-        return "folder", ref[len("local-dir:"):]
-    if adapter == "timm" and ref:
-        return "hub", f"timm/{p['arch']}.{ref}"
-    if ref and (ref.startswith(("/", ".", "~")) or Path(ref).expanduser().is_dir()):
-        return "folder", ref
-    if ref and "/" in ref:
-        return "hub", ref
-    return "none", f"adapter {adapter}: nothing to check ({ref or 'no params.model'})"
+        return Source("folder", ref[len("local-dir:"):], "params.pretrained")
+    if adapter == "timm":
+        if ref:
+            return Source("hub", f"timm/{p['arch']}.{ref}", "params.pretrained")
+        return Source("none", f"timm {p.get('arch')} with random weights (no params.pretrained / checkpoint)")
+    if adapter in HF_ADAPTERS:
+        return Source("folder" if _is_pathlike(ref) else "hub", ref, "params.model")
+    if ref and _is_pathlike(ref):
+        return Source("folder", ref, "params.model")
+    if ref and re.fullmatch(r"[\w.-]+/[\w.-]+", ref):
+        return Source("hub", ref, "params.model")
+    return Source("none", f"no weights named in the spec's params ({adapter} adapter)")
 
 
 def _snapshot(repo: str, revision: str | None) -> Path | None:
@@ -62,14 +198,13 @@ def _snapshot(repo: str, revision: str | None) -> Path | None:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo, revision=revision, local_files_only=True, cache_dir=str(hf_cache_dir())))
-    except Exception:  # not in the cache (LocalEntryNotFoundError and friends)
+    except Exception:  # noqa: BLE001 - not in the cache (LocalEntryNotFoundError and friends)
         return None
 
 
 def _weights(folder: Path) -> list[Path]:
     files = [f for f in folder.iterdir() if f.name.endswith(WEIGHT_SUFFIXES) and f.name != "training_args.bin"]
-    index = [f for f in folder.glob("*.index.json")]
-    for idx in index:  # sharded checkpoints: every shard named in the index must be there
+    for idx in folder.glob("*.index.json"):  # sharded checkpoints: every shard named in the index must be there
         try:
             shards = set(json.loads(idx.read_text()).get("weight_map", {}).values())
         except (OSError, ValueError):
@@ -81,9 +216,82 @@ def _weights(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def _size(files: list[Path]) -> str:
-    n = sum(f.stat().st_size for f in files if f.exists())
+def _size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def damaged(path: Path) -> str | None:
+    """Why a weight or config file cannot be what it claims (None: it looks whole). Reads the
+    safetensors header, a zip archive's directory or a JSON file; never the tensors."""
+    try:
+        size = path.stat().st_size
+        if path.suffix == ".json":
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                return f"is not valid JSON ({exc})"
+            return None
+        with path.open("rb") as fh:
+            head = fh.read(8)
+        if path.suffix == ".safetensors":
+            if size < 8:
+                return f"has {size} bytes, less than a safetensors header"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"is cut short: its header says {n} header bytes, the file has {size}"
+            with path.open("rb") as fh:
+                fh.seek(8)
+                header = json.loads(fh.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+            if 8 + n + end != size:
+                return f"is cut short: its header promises {8 + n + end} bytes, the file has {size}"
+            return None
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                zf.namelist()
+            return None
+        if head.startswith(b"PK"):
+            return f"is a zip archive (torch's format) without its end: cut short at {size} bytes"
+        if head[:1] == b"\x80" and size > 1024:  # torch's legacy (pre-1.6) pickle format: not checked further
+            return None
+        return f"({size} bytes) is neither a torch checkpoint (zip archive) nor safetensors"
+    except (OSError, ValueError, KeyError, TypeError, struct.error, zipfile.BadZipFile) as exc:
+        return f"cannot be read ({type(exc).__name__}: {exc})"
+
+
+_UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+def expected_floor(spec: Any) -> tuple[int, str] | None:
+    """The fewest bytes the spec's weights can take: ``parameters`` at one byte each (half of
+    bf16), else a quarter of ``memory`` (fp32 → bf16 → margin). None when the spec says neither."""
+    m = re.match(r"\s*([\d.]+)\s*([KMBGT])", str(spec.get("parameters") or ""), re.IGNORECASE)
+    if m:
+        return int(float(m.group(1)) * _UNITS[m.group(2).upper()]), f"parameters {spec.get('parameters')}"
+    m = re.match(r"\s*([\d.]+)\s*(GB|MB)", str(spec.get("memory") or ""), re.IGNORECASE)
+    if m:
+        n = float(m.group(1)) * (1e9 if m.group(2).upper() == "GB" else 1e6)
+        return int(n / 4), f"memory {spec.get('memory')}"
+    return None
+
+
+def _files(c: Check, spec: Any, files: list[Path], folder: Path | None, redownload: str) -> bool:
+    """Integrity and size of the weight files (and the folder's configs); False if one is damaged."""
+    configs = [folder / n for n in CONFIG_FILES if folder is not None and (folder / n).is_file()]
+    for f in configs + files:
+        why = damaged(f)
+        if why:
+            c.fail("weights", "weights", f"damaged: {f} {why}; a truncated or corrupt download: {redownload}")
+            return False
+    total = sum(f.stat().st_size for f in files)
+    where = f"{folder} ({len(files)} file{'s' * (len(files) > 1)}, " if folder else f"{files[0]} ("
+    c.add("weights", f"present: {where}{_size(total)})")
+    floor = expected_floor(spec)
+    if floor and total < floor[0]:
+        c.warn("size", f"{_size(total)} of weights is far below what the spec's {floor[1]} needs "
+                       f"(at least {_size(floor[0])}): a truncated download, or other weights than the spec "
+                       f"describes (a cut download: {redownload})")
+    return True
 
 
 def _loadable(spec: Any, folder: Path) -> str:
@@ -101,6 +309,8 @@ def _loadable(spec: Any, folder: Path) -> str:
     if adapter in ("open_clip",):
         cfg = json.loads((folder / "open_clip_config.json").read_text())
         return f"open_clip config ({', '.join(sorted(cfg.get('model_cfg', {})))})"
+    if adapter not in HF_ADAPTERS:
+        return "weights present (nothing more to load without reading them)"
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
@@ -118,58 +328,142 @@ def _loadable(spec: Any, folder: Path) -> str:
     return f"{type(cfg).__name__} ({cfg.model_type}), {type(proc).__name__}"
 
 
-def check(spec: Any) -> Check:
-    c = Check(spec.name, str(spec.get("adapter")))
-    kind, where = _source(spec)
-    c.source = where
-    gated = spec.get("gated")
-    if kind == "none":
-        c.add("weights", where)
-        c.ready = True
-        return c
-    if kind == "env":
-        c.add("weights", f"missing: set {where} to the checkpoint file")
-        hint = (spec.get("params") or {}).get("download_hint")
-        if hint:
-            c.add("get it", hint)
-        return c
-    if kind == "file":
-        path = Path(where).expanduser()
-        if path.is_file():
-            c.add("weights", f"present: {path} ({_size([path])})")
-            c.ready = True
-        else:
-            c.add("weights", f"missing: {path} does not exist")
-        return c
-    if kind == "folder":
-        folder = Path(where).expanduser()
-        if not folder.is_dir():
-            c.add("weights", f"missing: the folder {folder} does not exist")
-            return c
+def _packages(c: Check, adapter: str) -> None:
+    import importlib.util
+
+    mods, how = PACKAGES.get(adapter, ((), ""))
+    missing = []
+    for m in mods:
+        try:
+            if importlib.util.find_spec(m) is None:
+                missing.append(m)
+        except (ImportError, ValueError):  # a parent package is missing (google.genai without google)
+            missing.append(m)
+    if missing:
+        c.fail("weights", "packages", f"missing: {', '.join(missing)} (the {adapter} adapter imports them)", how)
+
+
+def _endpoint(c: Check, spec: Any) -> None:
+    from cytoreg.models.endpoint import base_url
+
+    adapter, p = spec.get("adapter"), dict(spec.get("params") or {})
+    if adapter not in ENDPOINTS:
+        c.add("weights", f"served by the {adapter} adapter: no local weights")
+        return
+    keys, url_env = ENDPOINTS[adapter]
+    url = base_url(p, url_env)
+    if url is None and "base_url_env" in p:
+        var = p["base_url_env"]
+        c.fail("key", "endpoint", f"missing: environment variable {var} is not set; this model talks to a server "
+                                  f"you run: set {var} to its OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)")
+        return
+    if url is not None:
+        c.add("endpoint", url)
+        if adapter == "openai":  # a server of your own needs no key
+            return
+    names = (p["api_key_env"],) if "api_key_env" in p else keys
+    have = [n for n in names if os.environ.get(n)]
+    if have:
+        c.add("key", f"{have[0]} is set (never shown)")
     else:
-        revision = (spec.get("params") or {}).get("revision")
-        folder = _snapshot(where, revision)
-        if folder is None:
-            offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-            c.add("weights", f"missing: {where} is not in the Hugging Face cache {hf_cache_dir()}{offline}")
-            how = f"hf download {where}"
-            c.add("get it", f"accept the licence at {gated}, then hf auth login and {how}" if gated else how)
-            return c
-    try:
-        files = _weights(folder)
-    except FileNotFoundError as exc:
-        c.add("weights", f"incomplete: {folder}: {exc}")
-        return c
-    if not files:
-        c.add("weights", f"missing: {folder} has a config but no weight file (*.safetensors, *.bin, *.pth)")
-        return c
-    c.add("weights", f"present: {folder} ({len(files)} file{'s' * (len(files) > 1)}, {_size(files)})")
-    try:
-        c.add("loads", _loadable(spec, folder))
-        c.ready = True
-    except Exception as exc:  # the library's own words, first line, with the file it was reading
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        c.add("loads", f"no: {type(exc).__name__}: {first}")
-    if gated:
-        c.add("licence", f"gated repo; its licence was accepted at {gated} by whoever downloaded it")
+        fix = "; or point -M base_url=... at a local server" if adapter == "openai" else ""
+        c.fail("key", "key", f"missing: environment variable {' or '.join(names)} is not set; export your API "
+                             f"key there (never written to disk){fix}")
+
+
+def check(spec: Any, adapter: Any = None, *, deep: bool = False) -> Check:
+    """Packages, weights, key and endpoint of ``spec``; ``adapter`` (an instance) adds its own
+    ``check()`` when it overrides it; ``deep`` also loads config and processor (no weights)."""
+    name = str(spec.get("adapter"))
+    c = Check(spec.name, name)
+    _packages(c, name)
+    src = _source(spec)
+    c.source = src.where if src.kind != "env" else f"${src.where}"
+    if src.kind == "api":
+        _endpoint(c, spec)
+    elif src.kind == "none":
+        c.add("weights", src.where)
+    elif src.kind == "env":
+        c.fail("weights", "weights", f"missing: environment variable {src.where} ({src.origin}) is not set; set "
+                                     "it to the checkpoint file", how_to_get(spec))
+    elif src.kind == "file":
+        _file(c, spec, src)
+    else:
+        _folder(c, spec, src, deep)
+    model = str((spec.get("params") or {}).get("model", ""))
+    if name == "conch" and model.endswith(".json") and not _relative_to_spec(spec, model).is_file():
+        c.fail("weights", "config", f"missing: the CONCH config {_relative_to_spec(spec, model)} (params.model) "
+                                    "does not exist")
+    if c.ready and adapter is not None:
+        _adapter_extras(c, adapter)
     return c
+
+
+def _file(c: Check, spec: Any, src: Source) -> None:
+    path = Path(src.where).expanduser()
+    get = how_to_get(spec)
+    if path.is_file():
+        _files(c, spec, [path], None, f"delete {path} and download it again" + (f" ({get})" if get else ""))
+        return
+    rel = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
+    what = "is a folder, not a file" if path.is_dir() else "does not exist"
+    c.fail("weights", "weights", f"missing: the checkpoint file {path} ({src.origin}{rel}) {what}", get)
+
+
+def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
+    if src.kind == "folder":
+        folder = Path(src.where).expanduser()
+        get = how_to_get(spec)
+        redownload = "replace the folder's files with a complete copy"
+        if not folder.is_dir():
+            c.fail("weights", "weights", f"missing: the folder {folder} ({src.origin}) does not exist", get)
+            return
+    else:
+        get = how_to_get(spec, src.where, src.filename)
+        redownload = (f"download it again with hf download {src.where}{' ' + src.filename if src.filename else ''} "
+                      "--force-download (a plain hf download keeps the damaged file in the cache)")
+        folder = _snapshot(src.where, (spec.get("params") or {}).get("revision"))
+        if folder is None or (src.filename and not (folder / src.filename).is_file()):
+            offline = "; HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE") else ""
+            what = f"{src.filename} of {src.where}" if src.filename else src.where
+            c.fail("weights", "weights", f"missing: {what} ({src.origin}) is not in the Hugging Face cache "
+                                         f"{hf_cache_dir()} (models--{src.where.replace('/', '--')}{offline})", get)
+            return
+    try:
+        files = [folder / src.filename] if src.filename else _weights(folder)
+    except FileNotFoundError as exc:
+        c.fail("weights", "weights", f"incomplete: {folder}: {exc}; {redownload}", get)
+        return
+    if not files:
+        c.fail("weights", "weights", f"missing: {folder} has no weight file (*.safetensors, *.bin, *.pth)", get)
+        return
+    if not _files(c, spec, files, folder, redownload):
+        return
+    if deep:
+        try:
+            c.add("loads", _loadable(spec, folder))
+        except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the folder
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            c.fail("weights", "loads", f"no: {folder}: {type(exc).__name__}: {first}")
+    if spec.get("gated") and src.kind == "hub":
+        c.add("licence", f"gated repo; its licence was accepted at {spec.get('gated')} by whoever downloaded it")
+
+
+def _adapter_extras(c: Check, adapter: Any) -> None:
+    """An adapter's own ``check()`` (what only it knows), asked once the shared checks passed."""
+    from cytoreg.errors import CytoregError
+    from cytoreg.models.base import ModelAdapter
+
+    fn = type(adapter).check
+    if fn is ModelAdapter.check or f"{fn.__module__}.{fn.__qualname__}" in SUPERSEDED:
+        return
+    try:
+        found = list(adapter.check())
+    except CytoregError as exc:
+        found = [str(exc)]
+    except Exception as exc:  # noqa: BLE001 - a plugin's check must not hide the others
+        found = [f"model '{c.name}': its check() failed: {type(exc).__name__}: {exc}"]
+    for m in found:
+        category = "key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else "weights"
+        c.add("adapter", m)
+        c.problems.append((category, m))
