@@ -220,3 +220,18 @@ def test_json_output_and_exit_codes(cache, no_keys, capsys):
     (p,) = rows[1]["problems"]
     assert p["category"] == "weights" and p["message"].startswith(
         "model 'medsiglip': weights missing: google/medsiglip-448 (params.model) is not in the Hugging Face cache")
+
+
+def test_a_checkpoint_with_pickled_objects_is_refused_before_any_load(cache, tmp_path, capsys):
+    """What timm would refuse with "retry with weights_only=False" is named here, without that advice."""
+    import numpy as np
+    import torch
+
+    snap = _uni_in_cache(cache, tmp_path)
+    sd = torch.load(snap / "pytorch_model.bin", weights_only=True)
+    torch.save({"model": sd, "best_acc": np.float64(0.9)}, snap / "pytorch_model.bin")
+    assert main(["models", "check", "uni"]) == 1
+    out = capsys.readouterr().out
+    assert (f"weights  unsafe: {snap / 'pytorch_model.bin'} holds pickled Python objects (numpy._core.multiarray."
+            "scalar, numpy.dtype) that a weights-only load refuses, and cytoreg never unpickles them") in out
+    assert "weights_only=False" not in out

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cytoreg.models.integrity import damaged, expected_floor, unsafe_globals
 from cytoreg.models.weights import hf_cache_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
@@ -220,61 +219,6 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-def damaged(path: Path) -> str | None:
-    """Why a weight or config file cannot be what it claims (None: it looks whole). Reads the
-    safetensors header, a zip archive's directory or a JSON file; never the tensors."""
-    try:
-        size = path.stat().st_size
-        if path.suffix == ".json":
-            try:
-                json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                return f"is not valid JSON ({exc})"
-            return None
-        with path.open("rb") as fh:
-            head = fh.read(8)
-        if path.suffix == ".safetensors":
-            if size < 8:
-                return f"has {size} bytes, less than a safetensors header"
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8:
-                return f"is cut short: its header says {n} header bytes, the file has {size}"
-            with path.open("rb") as fh:
-                fh.seek(8)
-                header = json.loads(fh.read(n))
-            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-            if 8 + n + end != size:
-                return f"is cut short: its header promises {8 + n + end} bytes, the file has {size}"
-            return None
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                zf.namelist()
-            return None
-        if head.startswith(b"PK"):
-            return f"is a zip archive (torch's format) without its end: cut short at {size} bytes"
-        if head[:1] == b"\x80" and size > 1024:  # torch's legacy (pre-1.6) pickle format: not checked further
-            return None
-        return f"({size} bytes) is neither a torch checkpoint (zip archive) nor safetensors"
-    except (OSError, ValueError, KeyError, TypeError, struct.error, zipfile.BadZipFile) as exc:
-        return f"cannot be read ({type(exc).__name__}: {exc})"
-
-
-_UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-
-
-def expected_floor(spec: Any) -> tuple[int, str] | None:
-    """The fewest bytes the spec's weights can take: ``parameters`` at one byte each (half of
-    bf16), else a quarter of ``memory`` (fp32 → bf16 → margin). None when the spec says neither."""
-    m = re.match(r"\s*([\d.]+)\s*([KMBGT])", str(spec.get("parameters") or ""), re.IGNORECASE)
-    if m:
-        return int(float(m.group(1)) * _UNITS[m.group(2).upper()]), f"parameters {spec.get('parameters')}"
-    m = re.match(r"\s*([\d.]+)\s*(GB|MB)", str(spec.get("memory") or ""), re.IGNORECASE)
-    if m:
-        n = float(m.group(1)) * (1e9 if m.group(2).upper() == "GB" else 1e6)
-        return int(n / 4), f"memory {spec.get('memory')}"
-    return None
-
-
 def _files(c: Check, spec: Any, files: list[Path], folder: Path | None, redownload: str) -> bool:
     """Integrity and size of the weight files (and the folder's configs); False if one is damaged."""
     configs = [folder / n for n in CONFIG_FILES if folder is not None and (folder / n).is_file()]
@@ -282,6 +226,14 @@ def _files(c: Check, spec: Any, files: list[Path], folder: Path | None, redownlo
         why = damaged(f)
         if why:
             c.fail("weights", "weights", f"damaged: {f} {why}; a truncated or corrupt download: {redownload}")
+            return False
+    for f in files:
+        pickled = unsafe_globals(f)
+        if pickled:
+            c.fail("weights", "weights", f"unsafe: {f} holds pickled Python objects ({', '.join(pickled[:3])}) that a "
+                                         "weights-only load refuses, and cytoreg never unpickles them: use the "
+                                         "publisher's safetensors file, or convert this one to safetensors where you "
+                                         "trust it")
             return False
     total = sum(f.stat().st_size for f in files)
     where = f"{folder} ({len(files)} file{'s' * (len(files) > 1)}, " if folder else f"{files[0]} ("
