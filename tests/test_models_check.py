@@ -235,3 +235,32 @@ def test_a_checkpoint_with_pickled_objects_is_refused_before_any_load(cache, tmp
     assert (f"weights  unsafe: {snap / 'pytorch_model.bin'} holds pickled Python objects (numpy._core.multiarray."
             "scalar, numpy.dtype) that a weights-only load refuses, and cytoreg never unpickles them") in out
     assert "weights_only=False" not in out
+
+
+def test_library_words_never_advise_an_unsafe_load():
+    from cytoreg.models.weights import hub_missing, library_words
+
+    timm_words = RuntimeError("weights_only=True blocked loading this checkpoint because it requires non-allowlisted "
+                              "pickle globals. No automatic unsafe pickle fallback is performed. If this checkpoint "
+                              "is trusted, retry with weights_only=False.")
+    for exc in (timm_words, hub_missing("uni", "MahmoodLab/UNI", "", None, timm_words)):
+        text = library_words(exc) if isinstance(exc, RuntimeError) else str(exc)
+        assert "weights_only=False" not in text and "retry" not in text
+        assert "holds pickled Python objects a weights-only load refuses, or is corrupt" in text
+    assert library_words(ValueError("bad value\nmore")) == "ValueError: bad value"
+
+
+def test_the_check_never_reaches_the_network(cache, monkeypatch, capsys):
+    """Without HF_HUB_OFFLINE a missing model is reported at once, not after hub retries."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def refuse(*a, **k):
+        raise AssertionError("the check opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert main(["models", "check", "phikon-v2", "conch", "clip-vit-b32"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("NOT READY") == 3 and "HF_HUB_OFFLINE is set" not in out and "AssertionError" not in out

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cytoreg.models.integrity import damaged, expected_floor, unsafe_globals
-from cytoreg.models.weights import hf_cache_dir
+from cytoreg.models.weights import hf_cache_dir, library_words
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 API_ADAPTERS = ("openai", "gemini", "anthropic", "vlmeval")
@@ -395,8 +395,7 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
         try:
             c.add("loads", _loadable(spec, folder))
         except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the folder
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            c.fail("weights", "loads", f"no: {folder}: {type(exc).__name__}: {first}")
+            c.fail("weights", "loads", f"no: {folder}: {library_words(exc)}")
     if spec.get("gated") and src.kind == "hub":
         c.add("licence", f"gated repo; its licence was accepted at {spec.get('gated')} by whoever downloaded it")
 

@@ -49,15 +49,24 @@ def hub_identity(model_id: str, revision: str | None) -> str:
     return f"{model_id}@{revision or 'main'}"
 
 
+def library_words(exc: BaseException) -> str:
+    """A library's error as one line, without advice cytoreg must never give (``weights_only=False``)."""
+    text = str(exc).strip()
+    if "weights_only" in text or type(exc).__name__ == "UnpicklingError":
+        return (f"{type(exc).__name__}: the checkpoint holds pickled Python objects a weights-only load refuses, "
+                "or is corrupt; cytoreg never unpickles them (`cytoreg models check` names the file)")
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def hub_missing(model_name: str, model_id: str, what: str, hint: str | None, exc: Exception) -> ModelLoadError:
     """The error for a transformers ``from_pretrained`` that found nothing: where it looked, how to get it."""
     where = (f"the folder {model_id}" if Path(model_id).expanduser().is_dir() else
              f"the Hugging Face cache {hf_cache_dir()} (models--{model_id.replace('/', '--')})")
     offline = " HF_HUB_OFFLINE is set, so nothing was downloaded." if os.environ.get("HF_HUB_OFFLINE") else ""
     how = hint or f"hf download {model_id} on a machine with network"
-    first = str(exc).splitlines()[0] if str(exc) else ""
+    first = library_words(exc)
     return ModelLoadError(f"model '{model_name}': cannot load {model_id}{what}; looked in {where}.{offline} "
-                          f"Get it: {how}. ({type(exc).__name__}: {first})")
+                          f"Get it: {how}. ({first})")
 
 
 def hub_cached(repo: str, filename: str | None = None) -> bool:
