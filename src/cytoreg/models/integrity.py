@@ -5,14 +5,18 @@ allows. :mod:`cytoreg.models.check` turns them into report lines."""
 from __future__ import annotations
 
 import json
+import pickletools
 import re
 import struct
 import zipfile
 from pathlib import Path
 from typing import Any
 
-#: pickled globals timm's own loader allows in a weights-only load (training checkpoints' ``args``)
-ALLOWED_GLOBALS = frozenset({"argparse.Namespace"})
+#: pickled globals a weights-only load accepts outside ``torch.`` (torch's allowlist; argparse.Namespace:
+#: timm's loader adds it for training checkpoints' ``args``)
+ALLOWED_GLOBALS = frozenset({"_codecs.encode", "builtins.bytearray", "builtins.complex", "builtins.set",
+                             "collections.Counter", "collections.OrderedDict", "argparse.Namespace"})
+PY2_NAMES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
 def damaged(path: Path) -> str | None:
@@ -72,14 +76,26 @@ def expected_floor(spec: Any) -> tuple[int, str] | None:
 
 def unsafe_globals(path: Path) -> list[str]:
     """The pickled Python objects of a torch zip checkpoint that ``torch.load(weights_only=True)``
-    refuses (read from its pickle, not its tensors); [] for other files or without torch."""
+    refuses, read from the opcodes of its ``data.pkl`` (nothing is unpickled, torch is not
+    imported). Conservative: anything under ``torch.`` except ``torch.nn.modules`` counts as
+    allowed, so a checkpoint torch would load is never reported."""
     if path.suffix == ".safetensors" or not zipfile.is_zipfile(path):
         return []
     try:
-        from torch.serialization import get_unsafe_globals_in_checkpoint
-    except ImportError:  # torch < 2.5 or none: the load itself says it
-        return []
-    try:
-        return [g for g in get_unsafe_globals_in_checkpoint(str(path)) if g not in ALLOWED_GLOBALS]
-    except Exception:  # noqa: BLE001 - an unreadable pickle: the load names it
+        with zipfile.ZipFile(path) as zf:
+            pkl = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if pkl is None:
+                return []
+            data = zf.read(pkl)
+        found: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL" and isinstance(arg, str):
+                module, _, attr = arg.partition(" ")
+                name = f"{PY2_NAMES.get(module, module)}.{attr}"  # protocol 2 writes Python 2's names
+                refused = name not in ALLOWED_GLOBALS and not (
+                    name.startswith("torch.") and not name.startswith("torch.nn.modules."))
+                if refused and name not in found:
+                    found.append(name)
+        return found
+    except (OSError, ValueError, zipfile.BadZipFile):  # an unreadable pickle: the load names it
         return []
