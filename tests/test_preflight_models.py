@@ -127,3 +127,21 @@ def test_eval_check_and_models_check_say_the_same(bare, tmp_path, capsys, monkey
     monkeypatch.setenv("CONCH_CHECKPOINT", "/nope/conch.bin")
     rc, out = _check_run(tmp_path, "conch", capsys)
     assert rc == 1 and "***" not in out and "/nope/conch.bin" in out
+
+
+def test_another_adapters_params_are_read_only_where_they_are_clear(bare, tmp_path):
+    """A plugin's spec: a hub reference or a path is checked; a bare name is left to its own check()."""
+    from pathlib import Path
+
+    from cytoreg.registry.specs import Spec
+
+    def spec(params):
+        return Spec("model", "p", {"adapter": "my-plugin", "params": params}, Path(tmp_path / "p.yaml"), "test")
+
+    (msg,) = model_check(spec({"model": "hf_hub:org/musk"})).messages()
+    assert msg.startswith(f"model 'p': weights missing: org/musk (params.model) is not in the Hugging Face cache {bare}")
+    (msg,) = model_check(spec({"model": str(tmp_path / "w.pt")})).messages()
+    assert msg == f"model 'p': weights missing: the checkpoint file {tmp_path / 'w.pt'} (params.model) does not exist"
+    c = model_check(spec({"model": "ViT-B/16"}))
+    assert c.ready and c.lines == [("weights", "no weights cytoreg can locate in the spec's params (my-plugin "
+                                               "adapter: ViT-B/16); the adapter's own check() answers")]

@@ -175,21 +175,23 @@ def _source(spec: Any) -> Source:
         return Source("none", f"open_clip's pretrained tag '{pre}' for {model} (downloaded by open_clip to its "
                               "own cache; not checked here)" if pre else f"{model} without pretrained weights")
     ref = str(p.get("pretrained") or p.get("model") or "")
+    origin = "params.pretrained" if p.get("pretrained") else "params.model"
     if _hub_ref(ref):
-        return Source("hub", _hub_ref(ref), "params.pretrained")
+        return Source("hub", _hub_ref(ref), origin)
     if ref.startswith("local-dir:"):
-        return Source("folder", ref[len("local-dir:"):], "params.pretrained")
+        return Source("folder", ref[len("local-dir:"):], origin)
     if adapter == "timm":
         if ref:
-            return Source("hub", f"timm/{p['arch']}.{ref}", "params.pretrained")
+            return Source("hub", f"timm/{p['arch']}.{ref}", origin)
         return Source("none", f"timm {p.get('arch')} with random weights (no params.pretrained / checkpoint)")
+    if ref.endswith(WEIGHT_SUFFIXES) and (adapter in HF_ADAPTERS or _is_pathlike(ref) or os.sep in ref):
+        return Source("file", ref, origin)
     if adapter in HF_ADAPTERS:
-        return Source("folder" if _is_pathlike(ref) else "hub", ref, "params.model")
-    if ref and _is_pathlike(ref):
-        return Source("folder", ref, "params.model")
-    if ref and re.fullmatch(r"[\w.-]+/[\w.-]+", ref):
-        return Source("hub", ref, "params.model")
-    return Source("none", f"no weights named in the spec's params ({adapter} adapter)")
+        return Source("folder" if _is_pathlike(ref) else "hub", ref, origin)
+    if ref and _is_pathlike(ref):  # another adapter (a plugin): only what is clearly a hub id or a path
+        return Source("folder", ref, origin)
+    return Source("none", f"no weights cytoreg can locate in the spec's params ({adapter} adapter"
+                          f"{': ' + ref if ref else ''}); the adapter's own check() answers")
 
 
 def _snapshot(repo: str, revision: str | None) -> Path | None:
