@@ -36,6 +36,8 @@ for _name, _target, _kind, _desc in [
      "local image-text-to-text models through transformers (LLaVA, Mllama, IDEFICS, Qwen2-VL, SmolVLM)"),
     ("hf_clip", "cytoreg.models.hf_clip:HFCLIP", "embedder",
      "CLIP-style dual encoders in the transformers format (PLIP, openai/clip-vit-*)"),
+    ("hf_remote_clip", "cytoreg.models.hf_remote_clip:HFRemoteCLIP", "embedder",
+     "dual encoders whose checkpoint ships its own encode_image / encode_text code (KEEP; trust_remote_code)"),
 ]:
     ADAPTERS.add(_name, _target, kind=_kind, description=_desc)
 
