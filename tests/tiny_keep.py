@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-VISION = {"depth": 2, "embed_dim": 32, "num_heads": 2}
+VISION = {"depth": 2, "embed_dim": 48, "num_heads": 2}
 TEXT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
         "max_position_embeddings": 256, "type_vocab_size": 2}
-PROJECTION = 16
+PROJECTION = 32  # = the text hidden size: KEEP has no text projection (768 = BERT-base)
 LOGIT_SCALE = 1 / 0.04
 
 MODELING = '''"""A stand-in for Astaxanthin/KEEP's modeling_keep.py, written for cytoreg's tests (the real file

@@ -13,7 +13,7 @@ from cytoreg.models.weights import hf_cache_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 API_ADAPTERS = ("openai", "gemini", "anthropic", "vlmeval")
-HF_ADAPTERS = ("hf", "hf_clip", "hf_features", "hf_hidden")
+HF_ADAPTERS = ("hf", "hf_clip", "hf_features", "hf_hidden", "hf_remote_clip")
 
 
 @dataclass
@@ -106,6 +106,17 @@ def _loadable(spec: Any, folder: Path) -> str:
 
     hf_logging.set_verbosity_error()
     trust = bool(spec.get("trust_remote_code", False))
+    if adapter == "hf_remote_clip":  # the remote module runs (trusted): its timm swaps stay inside
+        from transformers import AutoTokenizer
+
+        from cytoreg.models.hf_remote_clip import confined_globals
+
+        if not trust:
+            raise ValueError(f"the checkpoint runs its own model code: set trust_remote_code: true in {spec.path}")
+        with confined_globals(str(folder)):
+            cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+            tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True)
+        return f"{type(cfg).__name__} ({cfg.model_type}), {type(tok).__name__}"
     cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust)
     if adapter == "hf_features":
         from transformers import AutoImageProcessor
