@@ -29,7 +29,7 @@ class Check:
 
 
 def _source(spec: Any) -> tuple[str, str]:
-    """(kind, where): kind is hub | folder | file | env | none."""
+    """(kind, where): kind is hub | hubfile (one file of a hub repo: org/repo/file) | folder | file | env | none."""
     adapter, p = spec.get("adapter"), dict(spec.get("params") or {})
     if adapter in API_ADAPTERS:
         return "none", f"served by the {adapter} adapter: no local weights"
@@ -40,6 +40,8 @@ def _source(spec: Any) -> tuple[str, str]:
         ckpt = os.environ.get(p["checkpoint_env"])
         if not ckpt:
             return "env", p["checkpoint_env"]
+    if ckpt and str(ckpt).startswith(("hf-hub:", "hf_hub:")):
+        return "hubfile", str(ckpt).split(":", 1)[1]
     if ckpt:
         return "file", os.path.expandvars(str(ckpt))
     ref = str(p.get("pretrained") or p.get("model") or "")
@@ -129,6 +131,40 @@ def _loadable(spec: Any, folder: Path) -> str:
     return f"{type(cfg).__name__} ({cfg.model_type}), {type(proc).__name__}"
 
 
+def _check_hub_file(c: Check, spec: Any, where: str) -> Check:
+    """One weights file of a hub repo (``checkpoint: hf-hub:org/repo/file``): cached or not; for
+    timm, whether the installed timm has the architecture."""
+    from cytoreg.models.weights import hub_cached
+
+    parts = where.split("/")
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    gated = spec.get("gated")
+    if not hub_cached(repo, filename):
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        c.add("weights", f"missing: {filename} of {repo} is not in the Hugging Face cache {hf_cache_dir()}{offline}")
+        how = f"hf download {repo} {filename}"
+        c.add("get it", f"accept the licence at {gated}, then hf auth login and {how}" if gated else how)
+        return c
+    from huggingface_hub import try_to_load_from_cache
+
+    path = Path(try_to_load_from_cache(repo, filename, cache_dir=str(hf_cache_dir())))
+    c.add("weights", f"present: {path} ({_size([path])})")
+    arch = (spec.get("params") or {}).get("arch")
+    if spec.get("adapter") == "timm" and arch:
+        import timm
+
+        if timm.is_model(arch):
+            c.add("loads", f"timm architecture {arch}")
+            c.ready = True
+        else:
+            c.add("loads", f"no: the installed timm {timm.__version__} has no architecture {arch}")
+    else:
+        c.ready = True
+    if gated:
+        c.add("licence", f"gated repo; its licence was accepted at {gated} by whoever downloaded it")
+    return c
+
+
 def check(spec: Any) -> Check:
     c = Check(spec.name, str(spec.get("adapter")))
     kind, where = _source(spec)
@@ -144,6 +180,8 @@ def check(spec: Any) -> Check:
         if hint:
             c.add("get it", hint)
         return c
+    if kind == "hubfile":
+        return _check_hub_file(c, spec, where)
     if kind == "file":
         path = Path(where).expanduser()
         if path.is_file():
