@@ -182,3 +182,14 @@ def test_models_check_finds_the_twin_in_the_cache(tmp_path, monkeypatch, capsys)
     assert "loads    KEEPConfig (keep), BertTokenizer" in out
     assert tvit.LayerScale is own
     shutil.rmtree(cache)
+
+
+def test_the_model_code_is_part_of_the_cache_identity(tmp_path):
+    from cytoreg.models.hf_remote_clip import HFRemoteCLIP
+
+    folder = tmp_path / "keep_ident"
+    save_tiny_keep(folder, _words())
+    spec = Catalog.load([_specs(tmp_path, folder)]).model("keep-twin")
+    before = HFRemoteCLIP(spec).fingerprint()
+    (folder / "modeling_keep.py").write_text((folder / "modeling_keep.py").read_text() + "\n# edited\n")
+    assert HFRemoteCLIP(spec).fingerprint() != before

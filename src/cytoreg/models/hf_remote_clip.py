@@ -121,7 +121,16 @@ class HFRemoteCLIP(Embedder):
         self._transform = build_transform(self.params["preprocess"])
 
     def weights_identity(self) -> str:
-        return hub_identity(self.model_id, self.params.get("revision"))
+        """The weights and, for a local folder, its model code: the code computes the embeddings too."""
+        from pathlib import Path
+
+        from cytoreg.models.weights import file_identity
+
+        ident = hub_identity(self.model_id, self.params.get("revision"))
+        folder = Path(self.model_id).expanduser()
+        if folder.is_dir():
+            ident += "|code:" + ",".join(f"{f.name}={file_identity(f)}" for f in sorted(folder.glob("*.py")))
+        return ident
 
     def _refuse_without_trust(self) -> str | None:
         if self.spec.get("trust_remote_code") is True:
