@@ -118,7 +118,7 @@ class HFRemoteCLIP(Embedder):
         super().__init__(spec, device)
         self.model_id: str = self.params["model"]
         self._model = None
-        self._transform = build_transform(self.params["preprocess"])
+        self._transform = None  # torchvision, built on first use (in each DataLoader worker)
 
     def weights_identity(self) -> str:
         """The weights and, for a local folder, its model code: the code computes the embeddings too."""
@@ -213,6 +213,8 @@ class HFRemoteCLIP(Embedder):
             self.load()
 
     def preprocess(self, image: Any) -> Any:
+        if self._transform is None:
+            self._transform = build_transform(self.params["preprocess"])
         return self._transform(image.convert("RGB"))
 
     def encode_batch(self, batch: Any) -> np.ndarray:
