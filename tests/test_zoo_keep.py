@@ -109,6 +109,11 @@ def test_keep_twin_zero_shot_equals_an_independent_computation(tmp_path):
             rows.append(nrm(nrm(text(**t).pooler_output, dim=-1).mean(0), dim=0))
         class_emb = torch.stack(rows)
         x = torch.stack([card_transform()(open_image(s.image.read_bytes()).convert("RGB")) for s in prep.test])
+        from cytoreg.models.hf_remote_clip import HFRemoteCLIP
+
+        ad = HFRemoteCLIP(Catalog.load([d]).model("keep-twin"))
+        assert torch.equal(torch.stack([ad.preprocess(open_image(s.image.read_bytes())) for s in prep.test]), x)
+        assert x.shape[1:] == (3, 224, 224)
         im = nrm(head(visual(x)), dim=-1)
         expected = torch.softmax(LOGIT_SCALE * im @ class_emb.T, dim=-1).numpy()
         single = torch.stack([nrm(text(**tok([p[0]], max_length=256, padding="max_length", return_tensors="pt"))
