@@ -177,3 +177,23 @@ def test_checkpoints_that_do_not_fit_are_refused(cache, tmp_path, broken, messag
     (tmp_path / "s.yaml").write_text(twin_spec(str(tmp_path / "w" / FILE)))
     with pytest.raises(ModelLoadError, match=message):
         TimmFeatures(Catalog.load([tmp_path / "s.yaml"]).model("conch-v1.5-twin")).load()
+
+
+def test_spec_parameters_and_width_follow_from_the_published_build():
+    """Built at full size on the meta device (trunk from the spec's kwargs, the pooler at the
+    published widths 1024 → 768), the model has the spec's parameter count and a 768-d embedding."""
+    import re
+
+    import timm
+
+    s = Catalog.load([]).model("conch-v1.5")
+    p = s.get("params")
+    with torch.device("meta"):
+        trunk = timm.create_model(p["arch"], pretrained=False, img_size=224, num_classes=0, **p["model_kwargs"])
+    c, d = trunk.num_features, 768
+    pooler = d + 2 * c + 2 * d + d * d + 2 * d * c + d * d + 2 * d  # query, ln_k, ln_q, to_q, to_kv, to_out, ln
+    count = sum(t.numel() for t in trunk.parameters()) + pooler
+    stated = float(re.match(r"([\d.]+)M", s.get("parameters")).group(1)) * 1e6
+    assert abs(count - stated) < 0.5e6, count
+    assert c == 1024 and p["attn_pool"]["heads"] == 8 and d % 8 == 0
+    assert "1.22 GB (fp32)" in s.get("memory") and abs(count * 4 / 1e9 - 1.22) < 0.01

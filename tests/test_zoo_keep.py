@@ -198,3 +198,24 @@ def test_the_model_code_is_part_of_the_cache_identity(tmp_path):
     before = HFRemoteCLIP(spec).fingerprint()
     (folder / "modeling_keep.py").write_text((folder / "modeling_keep.py").read_text() + "\n# edited\n")
     assert HFRemoteCLIP(spec).fingerprint() != before
+
+
+def test_spec_parameters_follow_from_the_published_architecture():
+    """The card's ViT-L/16 (timm kwargs as in quick_start/keep_inference.py), a BERT-base text tower and
+    the Linear-GELU-Linear head to 768, counted on the meta device: the spec's 414M and 1.66 GB."""
+    import re
+
+    import timm
+    from transformers import BertConfig, BertModel
+
+    s = Catalog.load([]).model("keep")
+    with torch.device("meta"):
+        visual = timm.create_model("vit_large_patch16_224", pretrained=False, img_size=224, patch_size=16,
+                                   init_values=1e-5, num_classes=0, dynamic_img_size=True)
+        text = BertModel(BertConfig())
+    head = 1024 * 768 + 768 + 768 * 768 + 768
+    count = sum(p.numel() for m in (visual, text) for p in m.parameters()) + head + 1  # + logit_scale
+    stated = float(re.match(r"(\d+)M", s.get("parameters")).group(1)) * 1e6
+    assert abs(count - stated) < 0.5e6, count
+    assert text.config.hidden_size == 768  # = projection_dim: the text embedding needs no projection
+    assert abs(count * 4 / 1e9 - 1.66) < 0.01 and "1.66 GB (fp32)" in s.get("memory")
