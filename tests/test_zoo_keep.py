@@ -219,3 +219,34 @@ def test_spec_parameters_follow_from_the_published_architecture():
     assert abs(count - stated) < 0.5e6, count
     assert text.config.hidden_size == 768  # = projection_dim: the text embedding needs no projection
     assert abs(count * 4 / 1e9 - 1.66) < 0.01 and "1.66 GB (fp32)" in s.get("memory")
+
+
+def test_a_failing_model_code_is_named_as_the_checkpoints_not_a_cytoreg_bug(tmp_path, capsys):
+    from cytoreg.cli import main
+
+    folder = tmp_path / "keep_failing"
+    save_tiny_keep(folder, _words())
+    code = (folder / "modeling_keep.py").read_text()
+    (folder / "modeling_keep.py").write_text(code.replace("        super().__init__(config)\n        size",
+                                                          "        super().__init__(config)\n"
+                                                          "        raise TypeError('old API')\n        size", 1))
+    d = _specs(tmp_path, folder)
+    rc = main(["eval", "--tasks", "zoo-clip", "--models", "keep-twin", "-o", str(tmp_path / "run"), "--include",
+               str(d), "--no-progress"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert rc == 2 and "Traceback" not in text and "bug in cytoreg" not in text
+    assert f"the model code shipped with {folder} failed while loading the model (TypeError: old API)" in text
+
+
+def test_a_package_the_model_code_needs_is_named(tmp_path):
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.hf_remote_clip import HFRemoteCLIP
+
+    folder = tmp_path / "keep_needs"
+    save_tiny_keep(folder, _words())
+    code = (folder / "modeling_keep.py").read_text()
+    (folder / "modeling_keep.py").write_text("import cytoreg_no_such_package\n" + code)
+    ad = HFRemoteCLIP(Catalog.load([_specs(tmp_path, folder)]).model("keep-twin"))
+    with pytest.raises(ModelLoadError, match=r"needs a package that is not installed .*cytoreg_no_such_package"):
+        ad.load()

@@ -179,8 +179,14 @@ class HFRemoteCLIP(Embedder):
             try:
                 config = AutoConfig.from_pretrained(self.model_id, **kwargs)
                 tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kwargs)
+            except ImportError as exc:  # the modeling file imports a package that is not installed
+                raise ModelLoadError(f"model '{self.name}': the model code shipped with {self.model_id} needs a "
+                                     f"package that is not installed ({str(exc).strip().splitlines()[0]}); pip "
+                                     "install it, after reading the modeling file") from exc
             except (OSError, ValueError, KeyError) as exc:
                 raise hub_missing(self.name, self.model_id, " (config and tokenizer)", hint, exc) from exc
+            except Exception as exc:  # the module-level code of the modeling file failed
+                raise self._remote_failed(exc) from exc
             ref = (getattr(config, "auto_map", None) or {}).get("AutoModel")
             if not ref:
                 raise ModelLoadError(f"model '{self.name}': {self.model_id}/config.json has no auto_map.AutoModel, "
@@ -193,6 +199,8 @@ class HFRemoteCLIP(Embedder):
                                                                    output_loading_info=True, **kwargs)
             except (OSError, ValueError) as exc:
                 raise hub_missing(self.name, self.model_id, " (weights)", hint, exc) from exc
+            except Exception as exc:  # the checkpoint's own code failed: not cytoreg's, say whose
+                raise self._remote_failed(exc) from exc
         bad = {k: list(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if any(bad.values()):
             raise ModelLoadError(
@@ -207,6 +215,17 @@ class HFRemoteCLIP(Embedder):
                                      "encode_text")
         self._model = model.to(device).eval()
         self._tokenizer, self._torch, self._device, self._dtype = tokenizer, torch, device, dtype
+
+    def _remote_failed(self, exc: Exception) -> ModelLoadError:
+        import timm
+        import transformers
+
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return ModelLoadError(
+            f"model '{self.name}': the model code shipped with {self.model_id} failed while loading the model "
+            f"({type(exc).__name__}: {first}). It was written for other library versions than the installed "
+            f"transformers {transformers.__version__} / timm {timm.__version__}: read its modeling file, pin "
+            f"params.revision to a revision that works, or report it to the model's authors")
 
     def _ensure(self) -> None:
         if self._model is None:
