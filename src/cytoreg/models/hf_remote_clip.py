@@ -26,7 +26,8 @@ from cytoreg.models.base import Embedder
 from cytoreg.models.timm_features import PREPROCESS_SCHEMA, build_transform
 from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 
-#: module globals a remote module replaced, by the remote model class (re-applied on a reload)
+#: timm module globals a model's remote code replaced, by model id (re-applied on a reload, when the
+#: already-imported remote module does not run again)
 _REMOTE_PATCHES: dict[Any, dict[str, Any]] = {}
 #: the timm modules whose globals remote code is known to replace
 WATCHED_MODULES = ("timm.models.vision_transformer",)
@@ -75,7 +76,7 @@ def confined_globals(key: Any) -> Iterator[dict[str, dict]]:
                     delattr(m, k)
 
 
-def _fix_replaced_layers(key: Any, before: dict[str, dict]) -> None:
+def _fix_replaced_layers(before: dict[str, dict]) -> None:
     """After the remote module ran: the timm classes it replaced accept device/dtype."""
     import importlib
 
@@ -193,7 +194,7 @@ class HFRemoteCLIP(Embedder):
                                      "so there is no remote model class to run; the hf_remote_clip adapter is for "
                                      "checkpoints that ship their own encode_image / encode_text code")
             cls = get_class_from_dynamic_module(ref, self.model_id, **kwargs)
-            _fix_replaced_layers(self.model_id, before)
+            _fix_replaced_layers(before)
             try:
                 model, info = _with_post_init(cls).from_pretrained(self.model_id, config=config, dtype=dtype,
                                                                    output_loading_info=True, **kwargs)
