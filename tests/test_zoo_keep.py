@@ -58,7 +58,8 @@ def test_keep_spec_states_the_card():
     assert p["preprocess"] == {"resize": 224, "crop": 224, "interpolation": "bicubic",
                                "mean": IMAGENET[0], "std": IMAGENET[1]}
     assert (p["text_padding"], p["max_length"]) == ("max_length", 256)
-    assert s.get("license") == "MIT" and s.get("gated") is None and s.get("homepage") == "https://huggingface.co/Astaxanthin/KEEP"
+    assert s.get("license") == "MIT" and s.get("gated") is None
+    assert s.get("homepage") == "https://huggingface.co/Astaxanthin/KEEP"
     for source in ("quick_start/keep_inference.py", "WSI_evaluation/utils.py", "softmax(10 x cosine)", "LayerScale"):
         assert source in s.get("notes")
 

@@ -102,12 +102,13 @@ class TimmFeatures(FeatureExtractor):
             "checkpoint_env": {"type": "string", "description": "environment variable holding that path"},
             "checkpoint_format": {"enum": ["dinobloom", "state_dict"], "description": "how to read the checkpoint"},
             "checkpoint_prefix": {"type": "string", "minLength": 1,
-                                  "description": "the ViT's keys start with this (CONCH v1.5: 'trunk.'); the other keys "
-                                                 "are the pooling head's (pooling: attn_pool)"},
+                                  "description": "the ViT's keys start with this (CONCH v1.5: 'trunk.'); the "
+                                                 "other keys are the pooling head's (pooling: attn_pool)"},
             "pos_embed_resize": {"type": "object", "additionalProperties": False, "required": ["mode"],
-                                 "description": "resize the checkpoint's position embedding to img_size as the published "
-                                                "code does at each forward: dino = bicubic with scale (n + 0.1) / N, "
-                                                "after a bilinear resample to base_grid when the checkpoint's differs",
+                                 "description": "resize the checkpoint's position embedding to img_size as the "
+                                                "published code does at each forward: dino = bicubic with scale "
+                                                "(n + 0.1) / N, after a bilinear resample to base_grid when the "
+                                                "checkpoint's differs",
                                  "properties": {"mode": {"enum": ["dino"]},
                                                 "base_grid": {"type": "integer", "minimum": 1}}},
             "attn_pool": {"type": "object", "additionalProperties": False, "required": ["heads"],
@@ -149,7 +150,8 @@ class TimmFeatures(FeatureExtractor):
         try:
             from huggingface_hub import hf_hub_download, try_to_load_from_cache
         except ImportError as exc:
-            raise ModelLoadError(f"model '{self.name}' needs huggingface_hub for {ref}: pip install huggingface_hub") from exc
+            raise ModelLoadError(f"model '{self.name}' needs huggingface_hub for {ref}: "
+                                 "pip install huggingface_hub") from exc
         hit = try_to_load_from_cache(repo, filename, cache_dir=str(hf_cache_dir()))
         if isinstance(hit, str):
             return Path(hit)
@@ -158,7 +160,8 @@ class TimmFeatures(FeatureExtractor):
                 return Path(hf_hub_download(repo, filename, cache_dir=str(hf_cache_dir())))
             except Exception as exc:  # offline, gated, not found: huggingface_hub's many errors
                 first = str(exc).splitlines()[0] if str(exc) else ""
-                raise ModelLoadError(self._hub_file_missing(repo, filename) + f" ({type(exc).__name__}: {first})") from exc
+                raise ModelLoadError(self._hub_file_missing(repo, filename)
+                                     + f" ({type(exc).__name__}: {first})") from exc
         raise ModelLoadError(self._hub_file_missing(repo, filename))
 
     def _hub_file_missing(self, repo: str, filename: str) -> str:
@@ -374,7 +377,8 @@ class TimmFeatures(FeatureExtractor):
             return attentional_pooler(state, int(cfg["heads"]))
         except (KeyError, RuntimeError, ValueError) as exc:
             raise ModelLoadError(f"model '{self.name}': the pooler keys {pre}* / {norm}* of {path} do not make an "
-                                 f"attentional pooler ({type(exc).__name__}: {str(exc).splitlines()[0]}); {fix}") from exc
+                                 f"attentional pooler ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                                 f"{fix}") from exc
 
     def preprocess(self, image: Any) -> Any:
         if self._model is None:
