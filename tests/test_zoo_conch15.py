@@ -198,3 +198,13 @@ def test_spec_parameters_and_width_follow_from_the_published_build():
     assert abs(count - stated) < 0.5e6, count
     assert c == 1024 and p["attn_pool"]["heads"] == 8 and d % 8 == 0
     assert "1.22 GB (fp32)" in s.get("memory") and abs(count * 4 / 1e9 - 1.22) < 0.01
+
+
+def test_the_cache_identity_is_the_same_before_and_after_the_download(cache, tmp_path):
+    from cytoreg.models.timm_features import TimmFeatures
+
+    spec = Catalog.load([]).model("conch-v1.5")
+    before = TimmFeatures(spec).fingerprint()
+    save_tiny_conch15(tmp_path / "w")
+    put_in_hf_cache(cache, tmp_path / "w")
+    assert TimmFeatures(spec).fingerprint() == before

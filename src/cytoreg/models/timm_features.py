@@ -216,6 +216,9 @@ class TimmFeatures(FeatureExtractor):
         return []
 
     def weights_identity(self) -> str:
+        raw = str(self.params.get("checkpoint") or "")
+        if raw.startswith(("hf-hub:", "hf_hub:")):  # like pretrained: hf-hub:, the reference (stable before
+            return raw  # and after the download), not the cached file's bytes
         try:
             ckpt = self._checkpoint()
         except ModelLoadError:
