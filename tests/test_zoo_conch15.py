@@ -208,3 +208,13 @@ def test_the_cache_identity_is_the_same_before_and_after_the_download(cache, tmp
     save_tiny_conch15(tmp_path / "w")
     put_in_hf_cache(cache, tmp_path / "w")
     assert TimmFeatures(spec).fingerprint() == before
+
+
+def test_checkpoint_options_without_a_checkpoint_are_refused(tmp_path):
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.timm_features import TimmFeatures
+
+    (tmp_path / "s.yaml").write_text("spec: model/v1\nname: plain\nadapter: timm\n"
+                                     "params: {arch: vit_small_patch16_224, checkpoint_prefix: trunk.}\n")
+    with pytest.raises(ModelLoadError, match=r"params.checkpoint_prefix applies to a params.checkpoint file"):
+        TimmFeatures(Catalog.load([tmp_path / "s.yaml"]).model("plain")).load()

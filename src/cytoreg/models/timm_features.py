@@ -250,6 +250,10 @@ class TimmFeatures(FeatureExtractor):
         if "img_size" in self.params or "img_size" not in kwargs:
             kwargs["img_size"] = size
         ckpt = self._checkpoint(download=True)
+        unused = [k for k in ("checkpoint_prefix", "pos_embed_resize", "attn_pool") if k in self.params]
+        if ckpt is None and unused:
+            raise ModelLoadError(f"model '{self.name}': params.{unused[0]} applies to a params.checkpoint file, and "
+                                 f"the spec has none ({self.spec.path}); remove it or give the checkpoint")
         pretrained = self.params.get("pretrained")
         try:
             if pretrained and ckpt is None:
