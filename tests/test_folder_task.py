@@ -132,3 +132,48 @@ def test_export_takes_a_folder_like_eval(my_cells, tmp_path):
                for s in ex.samples)
     rc = main(["export", str(my_cells), "--to", "inspect", "--limit", "16", "-o", str(tmp_path / "x")])
     assert rc == 0 and (tmp_path / "x" / "README.md").exists()
+
+
+def _samples(run: Path) -> list[tuple]:
+    return sorted((s["model"], s["setting"], s["id"], s["label"], s["parsed"])
+                  for s in map(json.loads, (run / "samples.jsonl").read_text().splitlines()))
+
+
+def test_new_task_writes_the_spec_eval_runs(my_cells, tmp_path, monkeypatch):
+    """`cytoreg new task --from-folder ./my_cells` (no NAME: the folder's name) writes exactly
+    spec_from_folder's spec, and eval on the written file gives the same samples and numbers as
+    eval on the folder (it used to need a NAME and wrote another prompt, without judge or ece)."""
+    from cytoreg.registry.yamlio import read_structured
+
+    monkeypatch.chdir(my_cells.parent)
+    assert main(["new", "task", "--from-folder", "./my_cells"]) == 0
+    written = my_cells.parent / "my_cells.yaml"
+    try:
+        text = written.read_text()
+        assert text.startswith("# Written by `cytoreg new task --from-folder")
+        assert read_structured(written) == spec_from_folder(my_cells)
+        runs = {}
+        for tag, task in (("folder", "./my_cells"), ("spec", str(written))):
+            runs[tag] = tmp_path / tag
+            assert main(["eval", "--tasks", task, "--models", "random", "-o", str(runs[tag]), "--no-progress",
+                         "--bootstrap", "50", "--seed", "3"]) == 0
+        assert _samples(runs["folder"]) == _samples(runs["spec"]) and len(_samples(runs["folder"])) > 0
+        a, b = (json.loads((runs[t] / "results.json").read_text()) for t in ("folder", "spec"))
+        assert [e["metrics"] for e in a["evaluations"]] == [e["metrics"] for e in b["evaluations"]]
+        assert "ece" in a["evaluations"][0]["metrics"]
+        prompts = spec_from_folder(my_cells)["prompts"]
+        assert prompts["judge"].startswith("Chatbot answered: {answer}")
+    finally:
+        written.unlink(missing_ok=True)
+
+
+def test_new_task_from_a_csv(my_cells, tmp_path):
+    table = tmp_path / "pairs.csv"
+    table.write_text("path,label\n" + "".join(f"{my_cells}/{f}/{p.name},{f}\n" for f in ("basophil", "platelet")
+                                              for p in sorted((my_cells / f).iterdir())[:6]))
+    assert main(["new", "task", "--from-folder", str(table), "-o", str(tmp_path / "specs")]) == 0
+    from cytoreg.registry.yamlio import read_structured
+
+    got = read_structured(tmp_path / "specs" / "pairs.yaml")
+    assert got == spec_from_folder(table) and got["data"]["source"] == "manifest"
+    assert got["labels"] == ["basophil", "platelet"]

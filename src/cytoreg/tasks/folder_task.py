@@ -114,25 +114,52 @@ def spec_from_folder(path: str | Path, *, name: str | None = None, what: str = "
     }
 
 
+SPEC_FILES = (".yaml", ".yml", ".json")
+DATA_FILES = (".csv", ".tsv")
+
+
+def spec_yaml(spec: dict[str, Any], source: Path) -> str:
+    """The spec as YAML for editing (``cytoreg new task --from-folder``), with a header saying
+    where it came from; reading it back gives ``spec`` exactly."""
+    import yaml
+
+    header = (f"# Written by `cytoreg new task --from-folder {source}`: the task that\n"
+              f"# `cytoreg eval --tasks {source}` runs (seed A's prompt pattern over your labels, the judge\n"
+              "# prompt, CLIP template, sampling, metrics and statistics of the built-in tasks).\n"
+              "# Edit freely (prompt wording, sampling, settings), then: cytoreg eval --tasks THIS_FILE --models ...\n")
+    return header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
+
+
 def looks_like_data(name: str) -> bool:
-    """True when a ``--tasks`` entry names a folder or CSV on disk rather than a spec."""
+    """True when a ``--tasks`` entry names a folder, a CSV/TSV or a spec file on disk rather than a
+    registered task."""
     p = Path(name).expanduser()
-    return p.is_dir() or (p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
+    return p.is_dir() or (p.is_file() and p.suffix.lower() in DATA_FILES + SPEC_FILES)
 
 
 def task_or_folder(catalog: Any, name: str):
     """``catalog.task(name)``, or, for a folder / CSV on disk, the task built by :func:`spec_from_folder`
-    (validated like any spec). A registered name wins over a same-named folder."""
+    (validated like any spec), or a self-contained task spec file (``new task`` writes one).
+    A registered name wins over a same-named folder."""
     if name in catalog.tasks or not looks_like_data(name):
         return catalog.task(name)
     from cytoreg.errors import SpecError
     from cytoreg.registry.catalog import resolve
-    from cytoreg.registry.specs import RawSpec, SpecResolver
+    from cytoreg.registry.specs import RawSpec, SpecResolver, read_raw
 
-    data = spec_from_folder(name)
     p = Path(name).expanduser().resolve()
+    if p.suffix.lower() in SPEC_FILES:
+        raw = read_raw(p, f"file {p}")
+        if raw.type != "task":
+            raise SpecError([f"--tasks {name}: {p} is a {raw.type} spec; pass it with --models (or --include)"])
+        if raw.data.get("extends"):
+            raise SpecError([f"--tasks {name}: {p} extends '{raw.data['extends']}'; load it with "
+                             f"--include {name} --tasks {raw.name}"])
+    else:
+        data = spec_from_folder(name)
+        raw = RawSpec(p, f"folder {p}", data, "task", data["name"])
     problems: list[str] = []
-    spec = resolve(RawSpec(p, f"folder {p}", data, "task", data["name"]), SpecResolver({}), problems)
+    spec = resolve(raw, SpecResolver({}), problems)
     if spec is None:
         raise SpecError(problems)
     return spec
