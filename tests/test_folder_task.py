@@ -44,7 +44,11 @@ def test_spec_from_folder(my_cells):
     assert spec["prompts"]["zero_shot"].endswith("(exactly as written here):\n    " + "\n    ".join(FOLDERS))
     assert "Which of the cell types listed below is shown?" in spec["prompts"]["zero_shot"]
     assert spec["prompts"]["clip"]["templates"] == ["an image of {label}"]
-    assert spec["sampling"] == {"seed": 42, "test_per_class": 50, "fewshot_per_class": 1, "order": ["fewshot", "test"]}
+    # the smallest class has 58 images: 1 few-shot, (58 - 1) // 2 = 28 test (< seed A's 50), the rest train
+    assert spec["sampling"] == {"seed": 42, "fewshot_per_class": 1, "test_per_class": 28, "train_per_class": "all",
+                                "order": ["fewshot", "test", "train"]}
+    assert spec["kind"] == "probe" and spec["settings"] == ["zero_shot", "few_shot", "probe"]
+    assert "1 few-shot example, 28 test images" in spec["description"]
 
 
 def test_eval_on_a_folder_end_to_end(my_cells, tmp_path, monkeypatch):
@@ -55,15 +59,15 @@ def test_eval_on_a_folder_end_to_end(my_cells, tmp_path, monkeypatch):
     res = json.loads((out / "results.json").read_text())
     task = res["tasks"]["my_cells"]
     assert task["labels"] == FOLDERS and task["origin"] == f"folder {my_cells.resolve()}"
-    # every class has 58-60 images: one few-shot example reserved, then 50 test images each
-    assert task["class_counts"] == {f: 50 for f in FOLDERS} and task["n_test"] == 400
+    # every class has 58-60 images: one few-shot example reserved, then 28 test images each
+    assert task["class_counts"] == {f: 28 for f in FOLDERS} and task["n_test"] == 224
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert all(s["label"] == s["id"].split("/")[0] for s in samples)  # label = the class folder
-    assert len({s["id"] for s in samples}) == 400
+    assert len({s["id"] for s in samples}) == 224
     for ev in res["evaluations"]:
         rows = [s for s in samples if s["model"] == ev["model"]]
         y, p = [s["label"] for s in rows], [s["parsed"] for s in rows]
-        assert ev["n"] == 400
+        assert ev["n"] == 224
         assert ev["metrics"]["accuracy"] == pytest.approx(accuracy_score(y, p), abs=1e-12)
         assert ev["metrics"]["f1_weighted"] == pytest.approx(f1_score(y, p, average="weighted", labels=FOLDERS,
                                                                       zero_division=0), abs=1e-12)
@@ -85,8 +89,8 @@ def test_eval_on_a_csv_of_path_label(my_cells, tmp_path):
     assert main(["eval", "--tasks", str(table), "--models", "random", "-o", str(out), "--no-progress",
                  "--bootstrap", "50"]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["tasks"]["pairs"]["class_counts"] == {"BASOPHIL": 5, "PLATELET": 5}  # 6 each, 1 few-shot
-    assert res["evaluations"][0]["status"] == "complete" and res["evaluations"][0]["n"] == 10
+    assert res["tasks"]["pairs"]["class_counts"] == {"BASOPHIL": 2, "PLATELET": 2}  # 6 each: 1 few-shot, 2 test
+    assert res["evaluations"][0]["status"] == "complete" and res["evaluations"][0]["n"] == 4
 
 
 def test_zero_shot_clip_on_a_folder(my_cells, tmp_path):
@@ -99,8 +103,10 @@ def test_zero_shot_clip_on_a_folder(my_cells, tmp_path):
     out = tmp_path / "run"
     assert main(["eval", "--tasks", str(my_cells), "--models", "tiny-clip", "--include", str(tmp_path / "tiny.yaml"),
                  "-o", str(out), "--no-progress", "--bootstrap", "50", "--limit", "24"]) == 0
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 24
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert sorted({s["setting"] for s in rows}) == ["probe", "zero_shot"]  # a CLIP model: zero-shot and probed
+    samples = [s for s in rows if s["setting"] == "zero_shot"]
+    assert len(samples) == 24 and {s["id"] for s in samples} == {s["id"] for s in rows if s["setting"] == "probe"}
     for s in samples:  # a probability per folder label, summing to 1
         assert sorted(s["response"]) == FOLDERS and abs(sum(s["response"].values()) - 1) < 1e-4
 
@@ -177,3 +183,59 @@ def test_new_task_from_a_csv(my_cells, tmp_path):
     got = read_structured(tmp_path / "specs" / "pairs.yaml")
     assert got == spec_from_folder(table) and got["data"]["source"] == "manifest"
     assert got["labels"] == ["basophil", "platelet"]
+
+
+def test_encoders_are_probed_on_a_folder(my_cells, tmp_path):
+    """`eval --tasks ./my_cells --models <encoder>` (used to be refused: "cannot use model ... (features)")
+    trains the linear probe on the folder's train split and scores the same test images as the
+    zero-shot models; its numbers equal an independent scikit-learn probe on the same features."""
+    pytest.importorskip("timm")
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from tiny_features import IMG, save_tiny_dinobloom, spec_text
+    from torchvision import transforms
+
+    from cytoreg.tasks.samples import open_image
+
+    model = save_tiny_dinobloom(tmp_path / "DinoBloom-T.pth")
+    (tmp_path / "bloom.yaml").write_text(spec_text("tinybloom", tmp_path / "DinoBloom-T.pth"))
+    out = tmp_path / "run"
+    assert main(["eval", "--tasks", str(my_cells), "--models", "tinybloom,random", "--include",
+                 str(tmp_path / "bloom.yaml"), "-o", str(out), "--no-progress", "--bootstrap", "50"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    task = res["tasks"]["my_cells"]
+    ids = task["sample_ids"]
+    assert len(ids["fewshot"]) == 8 and len(ids["test"]) == 8 * 28
+    assert len(ids["train"]) == 474 - 8 - 224  # every image left after the few-shot and test draws
+    assert not (set(ids["train"]) & set(ids["test"])) and not (set(ids["fewshot"]) & set(ids["test"]))
+    evs = {(e["model"], e["setting"]): e for e in res["evaluations"]}
+    assert sorted(evs) == [("random", "zero_shot"), ("tinybloom", "probe")]
+    probe = evs[("tinybloom", "probe")]
+    assert probe["probe"]["n_train"] == len(ids["train"]) and probe["n"] == 224 and "ci" in probe
+
+    tf = transforms.Compose([transforms.Resize((IMG, IMG), interpolation=transforms.InterpolationMode.BICUBIC),
+                             transforms.ToTensor(), transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+
+    def feats(sample_ids):
+        x = torch.stack([tf(open_image((my_cells / i).read_bytes(), i).convert("RGB")) for i in sample_ids])
+        with torch.no_grad():
+            return model(x).numpy()
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=0))
+    clf.fit(feats(ids["train"]), [i.split("/")[0] for i in ids["train"]])
+    proba = clf.predict_proba(feats(ids["test"]))
+    y = [i.split("/")[0] for i in ids["test"]]
+    pred = clf.classes_[proba.argmax(1)]
+    assert probe["metrics"]["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
+    assert probe["metrics"]["f1_weighted"] == pytest.approx(f1_score(y, pred, average="weighted"), abs=1e-12)
+    assert list(clf.classes_) == FOLDERS
+    assert probe["metrics"]["auc_macro"] == pytest.approx(roc_auc_score(y, proba, labels=FOLDERS, multi_class="ovr"),
+                                                          abs=1e-6)
+    rows = {s["id"]: s for s in map(json.loads, (out / "samples.jsonl").read_text().splitlines())
+            if s["model"] == "tinybloom"}
+    assert [rows[i]["parsed"] for i in ids["test"]] == list(pred)
+    assert np.allclose([[rows[i]["response"][c] for c in FOLDERS] for i in ids["test"]], proba, atol=1e-5)
