@@ -239,3 +239,30 @@ def test_encoders_are_probed_on_a_folder(my_cells, tmp_path):
             if s["model"] == "tinybloom"}
     assert [rows[i]["parsed"] for i in ids["test"]] == list(pred)
     assert np.allclose([[rows[i]["response"][c] for c in FOLDERS] for i in ids["test"]], proba, atol=1e-5)
+
+
+def test_csv_rows_with_missing_files_are_dropped_and_counted(tmp_path):
+    """A CSV row naming a file that does not exist is dropped up front (a stat), counted as
+    missing_file with its line, and never sampled (it used to be kept silently, even as the
+    few-shot example)."""
+    root = tmp_path / "cells"
+    rows = []
+    for f in ("basophil", "platelet"):
+        (root / f).mkdir(parents=True)
+        for p in sorted((PBC / f).iterdir())[:3]:
+            shutil.copy(p, root / f / p.name)
+            rows.append(f"{f}/{p.name},{f}")
+    rows.insert(1, "basophil/nothere.jpg,basophil")  # line 3 of the file
+    (root / "pairs.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["eval", "--tasks", str(root / "pairs.csv"), "--models", "random", "-o", str(out), "--no-progress",
+                 "--bootstrap", "20"]) == 0
+    task = json.loads((out / "results.json").read_text())["tasks"]["pairs"]
+    data = task["data"]
+    assert data["rows_seen"] == 7 and data["kept"] == 6 and data["dropped_total"] == 1
+    assert data["dropped"]["missing_file"]["count"] == 1
+    assert data["dropped"]["missing_file"]["examples"] == [
+        {"where": f"{root / 'pairs.csv'}:3", "reason": "line 3: basophil/nothere.jpg not found"}]
+    sampled = [i for ids in task["sample_ids"].values() for i in ids]
+    assert "basophil/nothere.jpg" not in sampled and len(task["sample_ids"]["fewshot"]) == 2
+    assert task["n_test"] == 2  # 3 images per class: 1 few-shot, (3 - 1) // 2 = 1 test, 1 train

@@ -90,17 +90,17 @@ def _from_csv(path: Path) -> tuple[dict, dict[str, int]]:
                             "paths are relative to the CSV's folder or absolute")
         labels: dict[str, int] = {}
         blank = []
-        for i, row in enumerate(reader, start=2):
-            lab = (row.get("label") or "").strip()
-            if not lab or not (row.get("path") or "").strip():
-                blank.append(i)
-            else:
+        for row in reader:
+            lab, rel = (row.get("label") or "").strip(), (row.get("path") or "").strip()
+            if not lab or not rel:
+                blank.append(reader.line_num)
+            elif (path.parent / rel).is_file():  # a missing file is dropped and counted by the source
                 labels[lab] = labels.get(lab, 0) + 1
     if blank:
         raise DataError(f"{path}: line(s) {', '.join(map(str, blank[:10]))} have an empty path or label; fill them "
                         "in or delete the lines")
     return {"source": "manifest", "root": str(path.parent), "manifest": path.name, "path_column": "path",
-            "label_column": "label"}, {lab: labels[lab] for lab in sorted(labels)}
+            "label_column": "label", "missing_files": "drop"}, {lab: labels[lab] for lab in sorted(labels)}
 
 
 def spec_from_folder(path: str | Path, *, name: str | None = None, what: str = "cell types",
