@@ -266,3 +266,47 @@ def test_csv_rows_with_missing_files_are_dropped_and_counted(tmp_path):
     sampled = [i for ids in task["sample_ids"].values() for i in ids]
     assert "basophil/nothere.jpg" not in sampled and len(task["sample_ids"]["fewshot"]) == 2
     assert task["n_test"] == 2  # 3 images per class: 1 few-shot, (3 - 1) // 2 = 1 test, 1 train
+
+
+def test_a_path_that_is_not_there_is_named_not_listed(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for given in ("./nope", "nope/", "~/nope-cytoreg", "cells.csv", "sub/cells.tsv"):
+        assert main(["eval", "--tasks", given, "--models", "random", "-o", str(tmp_path / "r")]) != 0
+        err = capsys.readouterr().err
+        where = Path(given).expanduser().resolve()
+        assert f"{given}: no such folder or CSV (looked at {where})" in err, err
+        assert "unknown task" not in err and "han-t1-crc" not in err  # no list of every task name
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["eval", "--tasks", "./notes.txt", "--models", "random", "-o", str(tmp_path / "r")]) != 0
+    assert "./notes.txt: not a folder of class sub-folders, a .csv/.tsv of path,label, nor a task spec file" in \
+        capsys.readouterr().err
+    assert main(["eval", "--tasks", "nope", "--models", "random", "-o", str(tmp_path / "r")]) != 0
+    assert "unknown task 'nope'" in capsys.readouterr().err  # a bare name is still looked up by name
+
+
+def test_a_registered_name_beside_a_same_named_folder_says_which_ran(my_cells, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "w"
+    shutil.copytree(my_cells, work / "demo")
+    monkeypatch.chdir(work)
+    assert main(["eval", "--tasks", "demo", "--models", "random", "-o", str(tmp_path / "a"), "--no-progress",
+                 "--bootstrap", "10", "--limit", "8"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: --tasks demo")]
+    assert notes == ["note: --tasks demo: using the registered task 'demo' (built-in), not the folder or file "
+                     "./demo; to run that, pass --tasks ./demo"]
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["tasks"]["demo"]["origin"] == "built-in"
+    assert main(["eval", "--tasks", "./demo", "--models", "random", "-o", str(tmp_path / "b"), "--no-progress",
+                 "--bootstrap", "10", "--limit", "8"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    res = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert res["tasks"]["demo"]["origin"] == f"folder {(work / 'demo').resolve()}"
+
+
+def test_help_names_folders_and_csvs(capsys):
+    for argv, words in ((["eval", "--help"], ["one sub-folder per class", "CSV/TSV with columns path,label"]),
+                        (["new", "--help"], ["CSV/TSV with columns path,label"])):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        for w in words:
+            assert w in text, (argv, w)

@@ -7,7 +7,9 @@ builds seed A's prompt pattern over any label list (the built-in MedMNIST specs 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +161,29 @@ def looks_like_data(name: str) -> bool:
     return p.is_dir() or (p.is_file() and p.suffix.lower() in DATA_FILES + SPEC_FILES)
 
 
+def path_like(name: str) -> bool:
+    """A ``--tasks`` entry meant as a path: a separator, a leading ``.`` or ``~``, or a data suffix."""
+    return "/" in name or os.sep in name or name.startswith((".", "~")) or name.lower().endswith(DATA_FILES)
+
+
 def task_or_folder(catalog: Any, name: str):
     """``catalog.task(name)``, or, for a folder / CSV on disk, the task built by :func:`spec_from_folder`
     (validated like any spec), or a self-contained task spec file (``new task`` writes one).
-    A registered name wins over a same-named folder."""
-    if name in catalog.tasks or not looks_like_data(name):
+    A registered name wins over a same-named folder (said on stderr); a path that is none of these
+    is an error naming where it looked, not an unknown task name."""
+    if name in catalog.tasks:
+        if not path_like(name) and looks_like_data(name):
+            origin = catalog.tasks.entry(name).origin
+            print(f"note: --tasks {name}: using the registered task '{name}' ({origin}), not the folder or file "
+                  f"./{name}; to run that, pass --tasks ./{name}", file=sys.stderr)
+        return catalog.task(name)
+    if not looks_like_data(name):
+        if path_like(name):
+            p = Path(name).expanduser()
+            if p.exists():
+                raise DataError(f"{name}: not a folder of class sub-folders, a .csv/.tsv of path,label, nor a task "
+                                f"spec file (.yaml/.yml/.json) (looked at {p.resolve()})")
+            raise DataError(f"{name}: no such folder or CSV (looked at {p.resolve()})")
         return catalog.task(name)
     from cytoreg.errors import SpecError
     from cytoreg.registry.catalog import resolve
