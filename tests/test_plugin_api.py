@@ -262,4 +262,4 @@ def test_new_task_from_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert res["tasks"]["my-cells"]["labels"] == ["blast", "normal cell"]
-    assert res["tasks"]["my-cells"]["n_test"] == 5  # 2 and 3 left after the one few-shot example; 50 per class asked
+    assert res["tasks"]["my-cells"]["n_test"] == 2  # 3 and 4 images: 1 few-shot, (3 - 1) // 2 = 1 test each, rest train
