@@ -310,3 +310,20 @@ def test_help_names_folders_and_csvs(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for w in words:
             assert w in text, (argv, w)
+
+
+def test_a_folder_too_small_to_train_a_probe_still_runs_zero_shot(tmp_path):
+    """Two images per class leave none to train on (1 few-shot, 1 test): the spec says so and is a
+    zero-/few-shot task, instead of failing with "no training images"."""
+    for f in ("basophil", "platelet"):
+        (tmp_path / "tiny" / f).mkdir(parents=True)
+        for p in sorted((PBC / f).iterdir())[:2]:
+            shutil.copy(p, tmp_path / "tiny" / f / p.name)
+    spec = spec_from_folder(tmp_path / "tiny")
+    assert spec["kind"] == "classification" and "probe" not in spec and spec["settings"] == ["zero_shot", "few_shot"]
+    assert "no linear probe (it needs 3+ images in a class)" in spec["description"]
+    out = tmp_path / "run"
+    assert main(["eval", "--tasks", str(tmp_path / "tiny"), "--models", "random", "-o", str(out), "--no-progress",
+                 "--bootstrap", "10"]) == 0
+    task = json.loads((out / "results.json").read_text())["tasks"]["tiny"]
+    assert task["n_test"] == 2 and len(task["sample_ids"]["fewshot"]) == 2 and task["sample_ids"]["train"] == []

@@ -127,7 +127,7 @@ def spec_from_folder(path: str | Path, *, name: str | None = None, what: str = "
                         "needs at least 2 (one sub-folder per class, or a CSV with 2+ distinct labels)")
     sampling = split_rule(counts)
     lo, hi = min(counts.values()), max(counts.values())
-    return {
+    spec = {
         "spec": "task/v1", "name": name or task_name(p), "kind": "probe",
         "description": (f"your own images: {p} ({len(labels)} classes, {lo}-{hi} images each); per class, seed 42: "
                         f"1 few-shot example, {sampling['test_per_class']} test images (seed A's 50, at most half "
@@ -138,6 +138,14 @@ def spec_from_folder(path: str | Path, *, name: str | None = None, what: str = "
         "prompts": seed_prompts(labels, what, noun), "probe": dict(PROBE), "metrics": list(METRICS),
         "primary_metric": "f1_weighted", "statistics": dict(STATISTICS),
     }
+    if hi < 3:  # no class keeps a training image: zero-/few-shot only, said in the description
+        spec.update(kind="classification", settings=["zero_shot", "few_shot"],
+                    sampling={k: v for k, v in sampling.items() if k != "train_per_class"} | {"order": ["fewshot", "test"]},
+                    description=f"your own images: {p} ({len(labels)} classes, {lo}-{hi} images each); per class, "
+                                "seed 42: 1 few-shot example, 1 test image; no linear probe (it needs 3+ images "
+                                "in a class)")
+        del spec["probe"]
+    return spec
 
 
 
