@@ -327,3 +327,38 @@ def test_a_folder_too_small_to_train_a_probe_still_runs_zero_shot(tmp_path):
                  "--bootstrap", "10"]) == 0
     task = json.loads((out / "results.json").read_text())["tasks"]["tiny"]
     assert task["n_test"] == 2 and len(task["sample_ids"]["fewshot"]) == 2 and task["sample_ids"]["train"] == []
+
+
+def test_a_vlm_is_asked_zero_and_few_shot_on_the_folder_split(my_cells, tmp_path):
+    """A generative model on a folder task (a probe task offering every setting) gets seed A's
+    prompt zero-shot and few-shot, the few-shot examples being the split's few-shot images."""
+    import hashlib
+
+    from fake_openai import FakeOpenAI, image_hashes
+
+    folder_of = {hashlib.sha256(p.read_bytes()).hexdigest(): p.parent.name
+                 for p in my_cells.rglob("*.jpg")}
+
+    def oracle(body):  # names the class of the last image (the sample)
+        return f"**{folder_of[image_hashes(body)[-1]]}**"
+
+    with FakeOpenAI(oracle) as srv:
+        (tmp_path / "vlm.yaml").write_text(f"spec: model/v1\nname: fake-vlm\nadapter: openai\n"
+                                           f"params: {{model: fake, base_url: '{srv.base_url}'}}\n")
+        out = tmp_path / "run"
+        assert main(["eval", "--tasks", str(my_cells), "--models", "fake-vlm", "--include", str(tmp_path / "vlm.yaml"),
+                     "-o", str(out), "--no-progress", "--bootstrap", "10", "--limit", "16"]) == 0
+        bodies = list(srv.requests)
+    res = json.loads((out / "results.json").read_text())
+    evs = {e["setting"]: e for e in res["evaluations"]}
+    assert sorted(evs) == ["few_shot", "zero_shot"]
+    assert all(e["n"] == 16 and e["metrics"]["accuracy"] == 1.0 for e in evs.values())
+    shots = res["tasks"]["my_cells"]["sample_ids"]["fewshot"]
+    shot_sha = [hashlib.sha256((my_cells / i).read_bytes()).hexdigest() for i in sorted(shots)]  # label order
+    few = [b for b in bodies if len(image_hashes(b)) == 9]
+    zero = [b for b in bodies if len(image_hashes(b)) == 1]
+    assert len(few) == 16 and len(zero) == 16
+    assert image_hashes(few[0])[:8] == shot_sha
+    texts = [p["text"] for p in few[0]["messages"][-1]["content"] if p["type"] == "text"]
+    assert texts[:8] == [f"The cell_type in this image is {f}." for f in FOLDERS]
+    assert zero[0]["messages"][-1]["content"][0]["text"] == seed_prompts(FOLDERS)["zero_shot"]
