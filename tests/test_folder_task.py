@@ -282,6 +282,8 @@ def test_a_path_that_is_not_there_is_named_not_listed(tmp_path, monkeypatch, cap
         capsys.readouterr().err
     assert main(["eval", "--tasks", "nope", "--models", "random", "-o", str(tmp_path / "r")]) != 0
     assert "unknown task 'nope'" in capsys.readouterr().err  # a bare name is still looked up by name
+    assert main(["new", "task", "--from-folder", "./nope"]) != 0
+    assert f"--from-folder nope: no such folder or CSV (looked at {tmp_path / 'nope'})" in capsys.readouterr().err
 
 
 def test_a_registered_name_beside_a_same_named_folder_says_which_ran(my_cells, tmp_path, monkeypatch, capsys):
