@@ -120,6 +120,10 @@ def _loadable(spec: Any, folder: Path) -> str:
 
 def check(spec: Any) -> Check:
     c = Check(spec.name, str(spec.get("adapter")))
+    if spec.get("adapter") == "musk":  # one safetensors file: hf_hub: in the cache, a file or a folder
+        from cytoreg.models.musk_adapter import models_check
+
+        return models_check(spec, c)
     kind, where = _source(spec)
     c.source = where
     gated = spec.get("gated")
