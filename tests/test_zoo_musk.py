@@ -103,7 +103,7 @@ def test_musk_transform_is_the_readmes(tmp_path):
         assert torch.equal(got, want)
 
 
-def test_musk_missing_package_says_how_to_install(tmp_path, monkeypatch):
+def test_musk_missing_package_says_how_to_install(tmp_path, monkeypatch, capsys):
     from cytoreg.cli import main
     from cytoreg.errors import ModelLoadError
     from cytoreg.models.musk_adapter import Musk
@@ -121,7 +121,9 @@ def test_musk_missing_package_says_how_to_install(tmp_path, monkeypatch):
                for p in problems)
     rc = main(["eval", "--tasks", "zoo-musk", "--models", "musk-twin", "-o", str(tmp_path / "run"), "--include", str(d),
                "--no-progress"])
-    assert rc == 2
+    out = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in out.out + out.err
+    assert "needs musk (lilab-stanford/MUSK). Install: git clone https://github.com/lilab-stanford/MUSK" in out.out + out.err
 
 
 def test_musk_tokenizer_ids_are_the_readmes(double):
