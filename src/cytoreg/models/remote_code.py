@@ -35,5 +35,5 @@ def refuse_untrusted(spec: Any, model_id: str, revision: str | None = None) -> N
     raise ModelLoadError(
         f"model '{spec.name}': {model_id} ships its own model code (config.json auto_map: {which}), which "
         f"runs only with trust_remote_code; without it transformers would build its built-in class from the "
-        f"config and the features would not be the model's. Read {', '.join(files)} in that repository, then "
+        f"config and the features or answers would not be the model's. Read {', '.join(files)} in that repository, then "
         f"set 'trust_remote_code: true' in {spec.path or 'the model spec'}")
