@@ -7,7 +7,8 @@ uses for a dataset pinned to a commit (huggingface_hub 2.x):
   (``X-Repo-Commit``, ``X-Linked-Etag`` = the LFS SHA-256, ``X-Linked-Size``), ``Range`` honoured
 
 ``cut_first={path: n}`` closes the socket after ``n`` bytes of the first GET of that file (the
-headers promise the whole file); ``log`` records (method, path, Range header, status).
+headers promise the whole file), ``cut_always`` after every GET; ``log`` records (method, path,
+Range header, status).
 """
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from urllib.parse import unquote, urlparse
 
 
 class FakeHub:
-    def __init__(self, repo: str, commit: str, files: dict[str, bytes], cut_first: dict[str, int] | None = None):
+    def __init__(self, repo: str, commit: str, files: dict[str, bytes], cut_first: dict[str, int] | None = None,
+                 cut_always: dict[str, int] | None = None):
         self.repo, self.commit, self.files = repo, commit, files
         self.cut_first = dict(cut_first or {})
+        self.cut_always = dict(cut_always or {})
         self.log: list[tuple[str, str, str | None, int]] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -73,7 +76,10 @@ class FakeHub:
             if rng:
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             self.log.append((method, name, rng, status))
-            cut = self.cut_first.pop(name, None) if method == "GET" else None
+            cut = None
+            if method == "GET":
+                cut = self.cut_first.pop(name, None)
+                cut = self.cut_always.get(name) if cut is None else cut
             self._send(h, status, data[start:], headers, head=method == "HEAD", cut=cut)
             return
         self.log.append((method, path, rng, 404))

@@ -51,12 +51,11 @@ def cmd_list(args) -> int:
         return 0
     table = Table(title="datasets (present = found at the spec's data path; built-ins read $CYTOREG_DATA)",
                   title_justify="left")
-    for col in ("task", "size", "licence", "from", "get", "present"):
+    for col in ("task", "size", "licence", "from", "get", "hf mirror (--from hf)", "present"):
         table.add_column(col, overflow="fold")
     for r in rows:
         mark = {True: Text("yes", "green"), False: Text("no", "red"), None: Text("-")}[r["present"]]
-        get = f"{r['get']}, --from hf ({r['hf_mirror']})" if r["hf_mirror"] else r["get"]
-        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], get,
+        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"], r["hf_mirror"] or "-",
                       Text.assemble(mark, " ", r["path"]) if r["path"] else mark)
     _console().print(table)
     return 0

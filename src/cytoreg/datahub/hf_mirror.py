@@ -91,10 +91,19 @@ def fetch_mirror(dl: Download, spec: Any, *, report: Callable[[str], None] = pri
         raise DataError(f"{dl.dest}: {', '.join(present)} already exist(s); remove them (or check them with "
                         f"`cytoreg data verify {dl.task}`) before fetching again")
     root = snapshot(m, dl.task)
+    made = [p for p in (dl.dest, *dl.dest.parents) if not p.exists()]  # folders this run creates
     dl.dest.mkdir(parents=True, exist_ok=True)
-    if m.parquet is None:
-        return _install_files(dl, m, root)
-    return _materialise(dl, spec, m, m.parquet, root, report)
+    try:
+        if m.parquet is None:
+            return _install_files(dl, m, root)
+        return _materialise(dl, spec, m, m.parquet, root, report)
+    except BaseException:
+        for p in made:  # innermost first; only while empty
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def _install_files(dl: Download, m: HfMirror, root: Path) -> list[Path]:
