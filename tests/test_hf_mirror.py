@@ -355,6 +355,12 @@ def test_label_map_null_leaves_a_class_out_and_names_without_classlabel_are_aske
     err = " ".join(capsys.readouterr().err.split())
     assert "column 'label' holds integers without ClassLabel names; give download.hf_mirror.parquet.label_names" in err
     assert not (other / "data").exists()  # not even the folders it would have made
+    spec2.write_text(spec2.read_text().replace("      label_column: label\n", "      label_column: label\n"
+                                               f"      label_names: {json.dumps(MIRROR_NAMES)}\n"))
+    with FakeHub("test-owner/blood-8", commit2, {"data/test-00000-of-00001.parquet": buf.getvalue()}) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        assert run("data", "fetch", "blood-parquet", "--from", "hf", "--include", str(spec2)) == 0
+    assert tree(other / "data" / "pbc8" / "blood") == ["test", f"test/{BLOOD[3]}", f"test/{BLOOD[3]}/test_000000.png"]
 
 
 def test_mirror_spec_errors_name_the_field(tmp_path):
