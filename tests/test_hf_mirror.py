@@ -196,7 +196,8 @@ def test_data_list_shows_the_mirror(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")
     assert run("data", "list", "--json") == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert {n for n, r in rows.items() if r["hf_mirror"]} == {"bloodmnist", "pathmnist", "dermamnist"}
+    assert {n for n, r in rows.items() if r["hf_mirror"]} == {"bloodmnist", "pathmnist", "dermamnist", "han-t1-crc"}
+    assert rows["han-t1-crc"]["hf_mirror"] == "1aurent/NCT-CRC-HE@7730e52" and rows["han-t1-crc"]["get"] == "manual"
     assert rows["pathmnist"]["hf_mirror"] == "albertvillanova/medmnist-v2@0472595"
     assert run("data", "list") == 0
     lines = capsys.readouterr().out.splitlines()
@@ -378,3 +379,69 @@ def test_mirror_spec_errors_name_the_field(tmp_path):
     spec.write_text(spec.read_text().replace(COMMIT, "main"))
     with pytest.raises(CytoregError, match="revision"):
         Catalog.load([str(spec)]).task("blood-subset")
+
+
+# -- han-t1-crc: 1aurent/NCT-CRC-HE's layout, split folders straight under dest ----------------------
+
+KATHER = ["ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM"]
+
+
+def kather_shard(prefix: str, rows: list[tuple[int, str]]) -> bytes:
+    """A parquet shard as the mirror's loading script made it: Image() from the original .tif files
+    (datasets keeps their bytes and file name), label ClassLabel(ADI..TUM)."""
+    from datasets import ClassLabel, Dataset, Features, Image
+    from PIL import Image as PILImage
+
+    images = []
+    for i, (lab, name) in enumerate(rows):
+        buf = io.BytesIO()
+        PILImage.new("RGB", (8, 8), (lab * 20, i % 256, 7)).save(buf, format="TIFF")
+        images.append({"bytes": buf.getvalue(), "path": name})
+    ds = Dataset.from_dict({"image": images, "label": [lab for lab, _ in rows]},
+                           features=Features({"image": Image(), "label": ClassLabel(names=KATHER)}))
+    out = io.BytesIO()
+    ds.to_parquet(out)
+    return out.getvalue()
+
+
+def test_han_t1_crc_mirror_lays_out_the_published_folders_with_the_original_file_names(tmp_path, hub_env,
+                                                                                      monkeypatch, capsys):
+    from cytoreg.datahub.spec import read_download
+    from cytoreg.registry.catalog import Catalog
+
+    m = read_download(Catalog.load().task("han-t1-crc")).hf_mirror
+    assert (m.repo, m.revision) == ("1aurent/NCT-CRC-HE", "7730e526210509fb83dd87c6fb3e4e89457a1b76")
+    train = [(i % 9, f"{KATHER[i % 9]}-TRAIN{i:03d}.tif") for i in range(18)]
+    val = [(i % 9, f"{KATHER[i % 9]}-TCGA-VAL{i:03d}.tif") for i in range(9)]
+    files = {"data/NCT_CRC_HE_100K-00000-of-00002-9780c9afe3d80c58.parquet": kather_shard("t", train[:10]),
+             "data/NCT_CRC_HE_100K-00001-of-00002-89eb0ee8f756b1d1.parquet": kather_shard("t", train[10:]),
+             "data/CRC_VAL_HE_7K-00000-of-00001-cce1097526b69125.parquet": kather_shard("v", val),
+             "data/NCT_CRC_HE_100K_NONORM-00000-of-00001-32b2c2a836ee093d.parquet": b"not asked for"}
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path / "data"))
+    with FakeHub(m.repo, m.revision, files) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        # the built-in spec: the published sizes (100,000 / 7,180) are checked before anything is written
+        assert run("data", "fetch", "han-t1-crc", "--from", "hf") == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "(split NCT-CRC-HE-100K: 18 rows, published 100000; split CRC-VAL-HE-7K: 9 rows, published 7180)" in err
+        assert not (tmp_path / "data").exists()
+        got = sorted(p for meth, p, _, _ in hub.log if meth == "GET" and p.endswith(".parquet"))
+        assert got == sorted(f for f in files if "NONORM" not in f)  # the other split is not downloaded
+        spec = tmp_path / "crc-mini.yaml"
+        spec.write_text("spec: task/v1\nname: crc-mini\nextends: han-t1-crc\nreference:\n  published_split_sizes:\n"
+                        "    NCT-CRC-HE-100K: 18\n    CRC-VAL-HE-7K: 9\n")
+        assert run("data", "fetch", "crc-mini", "--from", "hf", "--include", str(spec)) == 0
+    kather = tmp_path / "data" / "kather"
+    assert sorted(p.name for p in kather.iterdir()) == ["CRC-VAL-HE-7K", "NCT-CRC-HE-100K"]
+    assert tree(kather / "CRC-VAL-HE-7K" / "ADI") == ["ADI-TCGA-VAL000.tif"]
+    assert sorted(p.relative_to(kather / "NCT-CRC-HE-100K").as_posix()
+                  for p in (kather / "NCT-CRC-HE-100K").rglob("*.tif")) == sorted(f"{n[:n.index('-')]}/{n}"
+                                                                                   for _, n in train)
+    capsys.readouterr()
+    assert run("data", "verify", "crc-mini", "--include", str(spec), "--json") == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [(s["split"], s["expected"], s["found"]) for s in rep["splits"]] == [("NCT-CRC-HE-100K", 18, 18),
+                                                                               ("CRC-VAL-HE-7K", 9, 9)]
+    assert [(c["label"], c["found"]) for c in rep["classes"]] == [
+        ("adipose", 3), ("background", 3), ("cancer-associated stroma", 3), ("colorectal adenocarcinoma epithelium", 3),
+        ("debris", 3), ("lymphocytes", 3), ("mucus", 3), ("normal colon mucosa", 3), ("smooth muscle", 3)]

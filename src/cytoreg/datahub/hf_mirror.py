@@ -12,7 +12,8 @@ commit in ``download.hf_mirror.revision``, only the files the task needs), into 
   string column, or ``label_names``; every name must be in ``label_map`` (mirror name → folder, null
   = left out). Row counts per split are checked against ``reference.published_split_sizes`` and
   per label against ``reference.published_counts``; then each image's stored bytes are written
-  unchanged to ``CREATES/<split>/<label>/<split>_<row>.<ext>``.
+  unchanged to ``[CREATES/]<split>/<label>/<name>``, where ``name`` is the file name the image
+  column kept (``datasets`` keeps the original file's name), else ``<split>_<row>.<ext>``.
 
 Everything is written into a temporary folder under ``dest`` and renamed into place only when
 every check passed: a failure leaves ``dest`` as it was.
@@ -81,7 +82,8 @@ def fetch_mirror(dl: Download, spec: Any, *, report: Callable[[str], None] = pri
         raise DataError(f"task '{dl.task}' has no download.hf_mirror in {dl.spec_path} (`cytoreg data list` shows "
                         f"which tasks have one); fetch it from the publisher: cytoreg data fetch {dl.task}")
     assert dl.dest is not None
-    targets = [f.name for f in m.files] if m.parquet is None else [m.parquet.creates]
+    targets = ([f.name for f in m.files] if m.parquet is None else
+               [m.parquet.creates] if m.parquet.creates else list(m.parquet.splits))
     present = [t for t in targets if (dl.dest / t).exists()]
     if present and len(present) == len(targets):
         for t in present:
@@ -240,12 +242,14 @@ def _materialise(dl: Download, spec: Any, m: HfMirror, pq: ParquetMirror, root: 
                         f"({', '.join(pq.splits[s] for s in empty)}); fix download.hf_mirror.parquet.splits")
     labels = {s: _labels(m, pq, s, fs) for s, fs in files.items()}
     _check_counts(dl, spec, m, pq, labels)
-    tmp = dl.dest / f".cytoreg-hf-{pq.creates}"
+    tmp = dl.dest / f".cytoreg-hf-{pq.creates or dl.task}"
     shutil.rmtree(tmp, ignore_errors=True)  # our own leftover from an interrupted run
+    base = tmp / pq.creates if pq.creates else tmp
     try:
         written = left_out = 0
         for split, fs in files.items():
             row = 0
+            taken: set[Path] = set()
             for f in fs:
                 pf = papq.ParquetFile(f)
                 for batch in pf.iter_batches(columns=[pq.image_column], batch_size=256):
@@ -261,15 +265,27 @@ def _materialise(dl: Download, spec: Any, m: HfMirror, pq: ParquetMirror, root: 
                             raise DataError(f"{_where(m)}: row {row - 1} of split {split} ({f.name}) has no image "
                                             f"bytes in '{pq.image_column}' (a reference to an external file); "
                                             "only images stored in the parquet can be laid out")
-                        out = tmp / split / folder / f"{split}_{row - 1:06d}{_ext(data, img.get('path'))}"
+                        out = base / split / folder / _file_name(img.get("path"), data, split, row - 1)
+                        if out in taken:  # two rows kept the same file name: number them instead
+                            out = out.with_name(f"{split}_{row - 1:06d}{_ext(data, None)}")
+                        taken.add(out)
                         out.parent.mkdir(parents=True, exist_ok=True)
                         out.write_bytes(data)
                         written += 1
-        final = dl.dest / pq.creates
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
+        tops = [pq.creates] if pq.creates else list(files)
+        for t in tops:
+            os.replace(tmp / t, dl.dest / t)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report(f"{_where(m)}: {written} images laid out under {final}" +
+    report(f"{_where(m)}: {written} images laid out under {dl.dest}" +
            (f" ({left_out} left out by label_map: null)" if left_out else ""))
-    return [final]
+    return [dl.dest / t for t in tops]
+
+
+def _file_name(path: str | None, data: bytes, split: str, row: int) -> str:
+    """The original file's name where the parquet kept a plain one, else ``<split>_<row>.<ext>``."""
+    name = Path(path or "").name
+    if name and name == path and not name.startswith(".") and Path(name).suffix.lower() in (
+            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"):
+        return name
+    return f"{split}_{row:06d}{_ext(data, path)}"

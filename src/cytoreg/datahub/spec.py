@@ -57,7 +57,7 @@ class ParquetMirror:
     image_column: str
     label_column: str
     label_map: dict[str, str | None]  # mirror label name -> folder written (the task's label); null: left out
-    creates: str  # folder under dest: CREATES/<split>/<label>/<split>_<row>.<ext>
+    creates: str | None = None  # folder under dest holding the split folders (None: they go in dest)
     label_names: list[str] | None = None  # for an integer column without ClassLabel names
 
 
@@ -136,7 +136,7 @@ def _read_mirror(spec, m: dict | None, files: list[FileSpec]) -> HfMirror | None
     if pq:
         parquet = ParquetMirror(splits=dict(pq["splits"]), image_column=pq["image_column"],
                                 label_column=pq["label_column"], label_map=dict(pq["label_map"]),
-                                creates=pq["creates"], label_names=pq.get("label_names"))
+                                creates=pq.get("creates"), label_names=pq.get("label_names"))
     if bool(mfiles) == bool(parquet):
         raise CytoregError(f"{where}: give either files (the published files, byte for byte) or parquet "
                            "(images and labels to lay out), not both and not neither")
