@@ -84,12 +84,16 @@ def test_a_mirrored_published_file_is_fetched_verified_and_evaluated(tmp_path, h
     spec = npz_spec(tmp_path, sha256=hashlib.sha256(SUBSET).hexdigest())
     with FakeHub("test-owner/medmnist", COMMIT, files, cut_first={"data/bloodmnist.npz": 300_000}) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.url)
-        assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 0
+        assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec), "--no-progress") == 0
         # the tree of the pinned commit, then only the allowed file: metadata, a cut GET, the retry
         assert [(m, p) for m, p, _, _ in hub.log] == [
             ("GET", f"/api/datasets/test-owner/medmnist/tree/{COMMIT}"), ("HEAD", "data/bloodmnist.npz"),
             ("GET", "data/bloodmnist.npz"), ("GET", "data/bloodmnist.npz")]
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "Fetching" not in err  # --no-progress silences the hub client's bars, for this call only
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    assert not are_progress_bars_disabled()
     dest = tmp_path / "data" / "medmnist"
     assert f"installed {dest / 'bloodmnist.npz'}" in " ".join(out.split())
     assert tree(dest) == ["bloodmnist.npz"]  # nothing else: no staging folder, no other mirror file
@@ -184,6 +188,11 @@ def test_no_hub_offline_mode_and_no_client_each_say_what_to_do(tmp_path, hub_env
     err = " ".join(capsys.readouterr().err.split())
     assert "needs huggingface_hub: pip install 'cytoreg[data]'" in err and "test-owner/medmnist" in err
     assert not (tmp_path / "data").exists()
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    pq_spec = parquet_spec(tmp_path)
+    assert run("data", "fetch", "blood-parquet", "--from", "hf", "--include", str(pq_spec)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "laying out the parquet mirror test-owner/blood-8 needs pyarrow: pip install 'cytoreg[data]'" in err
 
 
 def test_a_task_without_a_mirror_says_so(capsys):

@@ -87,7 +87,7 @@ def cmd_fetch(args) -> int:
         from cytoreg.datahub.hf_mirror import fetch_mirror
 
         t0 = time.perf_counter()
-        installed = fetch_mirror(dl, spec, report=lambda m: console.print(m))
+        installed = fetch_mirror(dl, spec, progress=not args.no_progress, report=lambda m: console.print(m))
         for p in installed:
             console.print(f"installed {p}")
         if installed:

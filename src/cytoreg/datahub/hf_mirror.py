@@ -39,11 +39,12 @@ def _where(m: HfMirror) -> str:
     return f"{m.repo}@{m.revision[:12]}"
 
 
-def snapshot(m: HfMirror, task: str) -> Path:
+def snapshot(m: HfMirror, task: str, progress: bool = True) -> Path:
     """Download the mirror's files the task needs (the hub cache keeps them; a rerun resumes)."""
     try:
         import huggingface_hub
         from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     except ImportError as exc:
         raise DataError(f"task '{task}': fetching from the Hugging Face mirror {m.repo} needs huggingface_hub: "
                         f"{INSTALL_HINT}; or fetch from the publisher: cytoreg data fetch {task}") from exc
@@ -52,6 +53,9 @@ def snapshot(m: HfMirror, task: str) -> Path:
                         f"{_where(m)}; run with HF_HUB_OFFLINE=0 (unset it) to fetch from the mirror, or fetch "
                         f"from the publisher: cytoreg data fetch {task}")
     endpoint = os.environ.get("HF_ENDPOINT") or None
+    quiet = not progress and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
     try:
         path = snapshot_download(m.repo, repo_type="dataset", revision=m.revision, allow_patterns=m.patterns,
                                  endpoint=endpoint)
@@ -66,6 +70,9 @@ def snapshot(m: HfMirror, task: str) -> Path:
                    "then rerun: the hub cache keeps what arrived")
         raise DataError(f"task '{task}': {why}. Nothing was installed; or fetch from the publisher: "
                         f"cytoreg data fetch {task}") from None
+    finally:
+        if quiet:
+            enable_progress_bars()
     root = Path(path)
     missing = [p for p in m.patterns if not any(fnmatch.fnmatch(f.relative_to(root).as_posix(), p)
                                                 for f in root.rglob("*") if f.is_file())]
@@ -75,7 +82,8 @@ def snapshot(m: HfMirror, task: str) -> Path:
     return root
 
 
-def fetch_mirror(dl: Download, spec: Any, *, report: Callable[[str], None] = print) -> list[Path]:
+def fetch_mirror(dl: Download, spec: Any, *, progress: bool = True,
+                 report: Callable[[str], None] = print) -> list[Path]:
     """Install the task's data from ``dl.hf_mirror``; returns what was installed."""
     m = dl.hf_mirror
     if m is None:
@@ -92,7 +100,13 @@ def fetch_mirror(dl: Download, spec: Any, *, report: Callable[[str], None] = pri
     if present:
         raise DataError(f"{dl.dest}: {', '.join(present)} already exist(s); remove them (or check them with "
                         f"`cytoreg data verify {dl.task}`) before fetching again")
-    root = snapshot(m, dl.task)
+    if m.parquet is not None:
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:
+            raise DataError(f"task '{dl.task}': laying out the parquet mirror {m.repo} needs pyarrow: {INSTALL_HINT}; "
+                            f"or fetch from the publisher: cytoreg data fetch {dl.task}") from exc
+    root = snapshot(m, dl.task, progress)
     made = [p for p in (dl.dest, *dl.dest.parents) if not p.exists()]  # folders this run creates
     dl.dest.mkdir(parents=True, exist_ok=True)
     try:
