@@ -209,3 +209,41 @@ def test_gemini_25_sends_the_thinking_budget_and_records_thought_tokens(tmp_path
 
 def openai_oracle_gemini(body):
     return LABEL_BY_SHA[image_hashes(body)[-1]]
+
+
+def test_claude_dead_key_and_refused_port_stop_the_model(monkeypatch):
+    """Claude follows the same failure rules as the OpenAI and Gemini adapters: a 401 or a port nobody
+    listens on stops the model (FatalError naming the endpoint and the fix), and an echoed key is masked."""
+    pytest.importorskip("anthropic")
+    import socket
+
+    from cytoreg.models.base import FatalError
+
+    monkeypatch.setenv("CYTOREG_TEST_ANTHROPIC_KEY", "sk-ant-secret-123456")
+    req = ChatRequest([Message("user", [TextPart("hi")])], {"max_tokens": 5})
+    with FakeAnthropic(script=[(401, {}), (404, {})]) as srv:
+        adapter = _claude(srv.base_url)
+        with pytest.raises(FatalError) as exc:
+            adapter.generate(req)
+        assert exc.value.kind == "HTTP 401 auth" and srv.base_url in str(exc.value)
+        assert "CYTOREG_TEST_ANTHROPIC_KEY" in exc.value.fix and "sk-ant-secret" not in str(exc.value)
+        with pytest.raises(FatalError, match="model or endpoint not found"):
+            adapter.generate(req)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    with pytest.raises(FatalError) as exc:
+        _claude(f"http://127.0.0.1:{port}").generate(req)
+    assert exc.value.kind == "connection refused"
+
+
+def test_a_gateways_html_error_page_is_one_short_line():
+    from cytoreg.models.failures import http_failure
+
+    page = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{color:red}</style></head>"
+            "<body><h1>Bad Gateway</h1>" + "<p>upstream detail</p>" * 500 + "</body></html>")
+    exc = http_failure(403, page, model="m", endpoint="https://gw.example.org/v1", key_env="K")
+    assert "HTML page: 502 Bad Gateway" in str(exc) and "<" not in str(exc) and len(str(exc)) < 400
+    long = http_failure(400, "x " * 1000, model="m", endpoint="https://e/v1", key_env="K")  # 1,999 once collapsed
+    assert "(1699 more characters)" in str(long)

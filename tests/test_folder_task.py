@@ -117,3 +117,18 @@ def test_folder_errors_name_the_problem(tmp_path):
     bad.write_text("file,class\nx.png,a\n")
     with pytest.raises(DataError, match="needs a header with columns 'path' and 'label' \\(found: file, class\\)"):
         spec_from_folder(bad)
+
+
+def test_export_takes_a_folder_like_eval(my_cells, tmp_path):
+    """`cytoreg export ./my_cells` sends the same samples and prompt `eval --tasks ./my_cells` would
+    (export used to look the folder up as a task name and fail)."""
+    from cytoreg.interop.requests import export_task
+
+    ex = export_task(str(my_cells), "zero_shot", [], limit=16)
+    assert ex.labels == FOLDERS and len(ex.samples) == 16
+    assert {s.label for s in ex.samples} == set(FOLDERS)  # stratified over every class folder
+    prompt = seed_prompts(FOLDERS)["zero_shot"]  # the folder task's prompt: seed A's pattern, "cell types"
+    assert all([p["type"] for p in s.parts] == ["text", "image"] and s.parts[0]["text"] == prompt
+               for s in ex.samples)
+    rc = main(["export", str(my_cells), "--to", "inspect", "--limit", "16", "-o", str(tmp_path / "x")])
+    assert rc == 0 and (tmp_path / "x" / "README.md").exists()

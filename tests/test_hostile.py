@@ -700,6 +700,9 @@ MANIFEST_CASES = [
     ("manifest-json-list-with-int", "m.json", json.dumps([{"path": "a.png", "label": "Alpha"}, 5]).encode(),
      ["m.json:1: item 1 of the list", "not an object"]),
     ("manifest-binary", "m.csv", PNG, ["m.csv", "not valid UTF-8"]),
+    ("manifest-json-deep", "m.json", b"[" * 100_000 + b"]" * 100_000, ["m.json: JSON nested too deeply"]),
+    ("manifest-jsonl-deep", "m.jsonl", b'{"path": "a.png", "label": "Alpha"}\n' + b"[" * 100_000 + b"]" * 100_000,
+     ["m.jsonl:2: JSON nested too deeply"]),
 ]
 
 

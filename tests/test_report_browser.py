@@ -220,6 +220,7 @@ def test_review_form_round_trip(review_export, browser, tmp_path):
         page.check(f'input[name="rating-{item}"][value="{1 if k["correct"] else 5}"]')
         page.fill(f'[name="expert-{item}"]', k["true_label"])
     page.fill(f'[name="mistakes-{min(by_item)}"]', 'says "round", it is, lobed')
+    page.fill(f'[name="mistakes-{max(by_item)}"]', '=HYPERLINK("http://x")')  # typed text must not become a formula
     assert page.text_content("#progress") == f"{len(by_item)} of {len(by_item)} rated"
     _shot(page, "review-form.png")
     with page.expect_download() as dl:
@@ -230,6 +231,8 @@ def test_review_form_round_trip(review_export, browser, tmp_path):
     with sheet.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["mistakes"] for r in rows if int(r["item"]) == min(by_item)] == ['says "round", it is, lobed']
+    assert [r["mistakes"] for r in rows if int(r["item"]) == max(by_item)] == ["'=HYPERLINK(\"http://x\")"]
+    assert all(not r["explanation"].startswith(("=", "+", "-", "@")) for r in rows)
     assert main(["review", "import", str(out), "--ratings", str(sheet)]) == 0
     summary = json.loads((out / "review_summary.json").read_text())
     assert summary["correct"]["mean"] in (1.0, None) and summary["wrong"]["mean"] in (5.0, None)

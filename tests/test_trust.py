@@ -286,6 +286,16 @@ def test_cache_keys_mean_the_request(tmp_path):
              "--include", str(d)])
     out, _ = p.communicate(timeout=120)
     assert "would reuse 0 of 22 requests; 22 would be sent" in out
+    # the planned run's overrides count as in the run itself (the plan is the run's own preflight)
+    p = cli(["cache", "stats", "--cache", str(tmp_path / "cache.sqlite"), "--tasks", "small", "--models", "fake",
+             "--include", str(d), "--set", "task.small.prompts.zero_shot=Which cell is it?"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "would reuse 22 of 22 requests; 0 would be sent" in out
+    p = cli(["cache", "stats", "--cache", str(tmp_path / "cache.sqlite"), "--tasks", "small", "--models", "fake",
+             "--include", str(d), "--settings", "few_shot"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "--settings few_shot" in err  # small offers zero_shot only
 
 
 def test_remote_hosts_stay_in_the_identity_and_local_ports_do_not(tmp_path):
@@ -294,6 +304,22 @@ def test_remote_hosts_stay_in_the_identity_and_local_ports_do_not(tmp_path):
     assert remote_host("http://127.0.0.1:8000/v1") is None and remote_host("http://localhost:1/v1") is None
     assert remote_host("http://10.1.2.3:8000/v1") is None and remote_host("http://gpu-box:8000/v1") is None
     assert remote_host("https://openrouter.ai/api/v1") == "openrouter.ai"
+    from cytoreg.models.anthropic_api import AnthropicChat
+    from cytoreg.models.gemini_api import GeminiChat
+    from cytoreg.models.openai_api import OpenAIChat
+    from cytoreg.registry.specs import Spec
+
+    def identity(cls, adapter, url):  # every API adapter: the same rule
+        params = {"model": "m", **({"base_url": url} if url else {})}
+        return cls(Spec("model", "x", {"spec": "model/v1", "name": "x", "adapter": adapter, "params": params},
+                        "x.yaml", "test")).weights_identity()
+
+    for cls, adapter, host in ((OpenAIChat, "openai", "api.openai.com"), (GeminiChat, "gemini",
+                               "generativelanguage.googleapis.com"), (AnthropicChat, "anthropic", "api.anthropic.com")):
+        assert identity(cls, adapter, "http://127.0.0.1:8000/v1") == identity(cls, adapter, "http://127.0.0.1:9/v1")
+        assert identity(cls, adapter, "http://127.0.0.1:8000") == "m@local"
+        assert identity(cls, adapter, "https://gw.example.org/v1") == "m@gw.example.org"
+        assert identity(cls, adapter, None) == f"m@{host}"
 
 
 def test_embedding_identity_ignores_batch_size_and_workers(tmp_path):

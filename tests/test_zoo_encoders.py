@@ -16,7 +16,10 @@ from cytoreg.registry.catalog import Catalog  # noqa: E402
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 BIOPTIMUS = ([0.707223, 0.578729, 0.703617], [0.211883, 0.230117, 0.177517])
-#: the model cards' numbers: (resize, square, crop, interpolation, mean/std, feature dim, card)
+#: the model cards' numbers: (resize, square, crop, interpolation, mean/std, feature dim, card), each
+#: checked against the publisher's code or a peer that loads it (docs/model-cards.md): UNI, UNI2-h,
+#: Virchow2, H-optimus-0/1 as mahmoodlab/TRIDENT@a91fa84 trident/patch_encoder_models/load.py builds them;
+#: Prov-GigaPath as prov-gigapath/prov-gigapath@09d8e87 README.md (Resize 256 bicubic, CenterCrop 224)
 CARDS = {
     "uni": (224, False, 224, "bilinear", IMAGENET, 1024, "https://huggingface.co/MahmoodLab/UNI"),
     "uni2-h": (224, False, 224, "bilinear", IMAGENET, 1536, "https://huggingface.co/MahmoodLab/UNI2-h"),
@@ -120,3 +123,34 @@ def test_gated_repo_missing_says_where_to_accept_the_licence(monkeypatch, tmp_pa
     with pytest.raises(ModelLoadError, match=r"model 'virchow2'.*accept the licence at https://huggingface.co/"
                                              r"paige-ai/Virchow2"):
         TimmFeatures(Catalog.load([]).model("virchow2")).load()
+
+
+def _stated_count(text: str) -> tuple[float, float]:
+    """'303M' / '1.1B' -> (count, tolerance): half a unit of the last digit written, at least 0.5 %."""
+    import re
+
+    num, unit = re.fullmatch(r"([0-9.]+)([MB])", text.strip()).groups()
+    scale = 1e6 if unit == "M" else 1e9
+    decimals = len(num.split(".")[1]) if "." in num else 0
+    value = float(num) * scale
+    return value, max(0.5 * 10 ** -decimals * scale, 0.005 * value)
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_spec_parameters_and_feature_dim_follow_from_the_published_architecture(name):
+    """Built at full size on the meta device from the spec's kwargs + the hub config's model_args
+    (the published architecture), the model has the parameter count the spec states and the card's
+    feature width (Virchow2: CLS ⊕ patch mean, twice the width)."""
+    import timm
+
+    from tiny_encoders import spec_kwargs
+
+    spec = Catalog.load([]).model(name)
+    kwargs = {**TWINS[name].model_args, **spec_kwargs(spec), "num_classes": 0}
+    with torch.device("meta"):
+        model = timm.create_model(TWINS[name].arch, pretrained=False, **kwargs)
+    count = sum(p.numel() for p in model.parameters())
+    stated, tol = _stated_count(spec.get("parameters"))
+    assert abs(count - stated) <= tol, (name, count, spec.get("parameters"))
+    width = model.num_features * (2 if spec.get("params").get("pooling") == "cls+mean" else 1)
+    assert width == CARDS[name][5]

@@ -80,3 +80,19 @@ def test_medsiglip_twin_zero_shot_is_the_sigmoid_head(tmp_path):
     res = json.loads((out / "results.json").read_text())
     (ev,) = res["evaluations"]
     assert "auc_macro" in ev["metrics"] and "ece" in ev["metrics"]
+
+
+def test_medsiglip_twin_processor_has_the_published_preprocessing(tmp_path):
+    """google/medsiglip-448's preprocessor_config.json: SiglipImageProcessor, 448 x 448, bicubic
+    (resample 3), rescale 1/255, mean = std = 0.5; the twin is saved with the same numbers, and an
+    image comes out at 448 px scaled to [-1, 1] exactly as (x / 255 - 0.5) / 0.5."""
+    from PIL import Image
+
+    _, proc = save_tiny_siglip(tmp_path / "w", _words())
+    ip = proc.image_processor
+    assert type(ip).__name__.startswith("SiglipImageProcessor")
+    assert (ip.size["height"], ip.size["width"], int(ip.resample)) == (448, 448, 3)
+    assert (list(ip.image_mean), list(ip.image_std)) == ([0.5] * 3, [0.5] * 3)
+    im = Image.new("RGB", (448, 448), (255, 0, 128))
+    px = proc.image_processor(images=[im], return_tensors="pt")["pixel_values"][0]
+    np.testing.assert_allclose(px[:, 0, 0].numpy(), [1.0, -1.0, 128 / 255 / 0.5 - 1.0], atol=1e-6)

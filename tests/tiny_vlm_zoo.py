@@ -15,8 +15,20 @@ tokens, the real chat template kept under ``fixtures/``), saved with ``save_pret
 - :func:`save_tiny_internvl`: InternVL3-8B-hf shaped.
 - :func:`save_tiny_smolvlm2`: SmolVLM2-2.2B-Instruct shaped.
 
-The Qwen3-VL, InternVL3-hf and SmolVLM2 chat templates in ``fixtures/`` were written from the published
-``chat_template`` files without network access here (Qwen3-VL's tools branch left out).
+The chat templates in ``fixtures/`` are the checkpoints' own (sources and checks in
+docs/model-cards.md; ``test_vlm_chat_templates.py`` pins them):
+
+- ``qwen3_vl``: Qwen/Qwen3-VL-8B-Instruct, byte-identical (5292 bytes, SHA-256 3636d0f0…) to the
+  template pinned in zhongkaifu/TensorSharp's QwenImageIntentScorerTests, tools branch included.
+- ``qwen2_5_vl``: Qwen/Qwen2.5-VL-7B-Instruct chat_template.json (as mirrored in
+  optimum-intel-internal-testing/tiny-random-qwen2.5-vl); Lingshu-7B is assumed to ship the same.
+- ``internvl3_hf``: the ``chat_template`` of transformers'
+  models/internvl/convert_internvl_weights_to_hf.py, which wrote OpenGVLab/InternVL3-8B-hf's
+  chat_template.jinja (481 bytes).
+- ``smolvlm2``: HuggingFaceTB/SmolVLM2-2.2B-Instruct chat_template.json (430 bytes, no video branch;
+  transformers' own DEFAULT_CHAT_TEMPLATE with video is used only for video input).
+- ``gemma3``: google/gemma-3 / MedGemma -it template (BOS written by the template, system text folded
+  into the first user turn).
 """
 from __future__ import annotations
 

@@ -22,6 +22,10 @@ def cmd_cache(args) -> int:
     if not path.exists():
         raise CytoregError(f"no cache at {path}; pass --cache PATH (default: runs/cache.sqlite, else "
                            "runs/latest/cache.sqlite)")
+    planned_only = args.settings or args.model_args or args.task_args or args.set
+    if planned_only and not args.tasks:
+        raise CytoregError("--settings, -M, -T and --set describe a planned run: give them with `cache stats "
+                           "--tasks ... --models ...`")
     if (args.tasks or args.models) and not (args.tasks and args.models and args.action == "stats"):
         raise CytoregError("--tasks and --models go together, with `cache stats`: they describe the planned run "
                            "whose reuse is counted")
@@ -32,7 +36,9 @@ def cmd_cache(args) -> int:
             from cytoreg.scoring import EvalConfig
 
             cfg = EvalConfig(tasks=_split(args.tasks), models=_split(args.models), include=list(args.include),
-                             limit=args.limit)
+                             limit=args.limit, settings=_split(args.settings) if args.settings else None,
+                             overrides={"model_args": list(args.model_args), "task_args": list(args.task_args),
+                                        "set": list(args.set)})
             rows = planned_reuse(cfg, cache)
             table = Table(title=f"planned run against {path}")
             for col in ("task", "model", "setting", "requests", "cached", "to send"):
@@ -70,4 +76,11 @@ def register(sub, common) -> None:
                    "its requests the cache answers")
     p.add_argument("--models", action="append", help="stats: a planned run's models")
     p.add_argument("--limit", type=int, help="stats: the planned run's --limit")
+    p.add_argument("--settings", action="append", metavar="S1,S2", help="stats: the planned run's --settings")
+    p.add_argument("-M", "--model-args", action="append", default=[], metavar="KEY=VALUE",
+                   help="stats: the planned run's -M overrides")
+    p.add_argument("-T", "--task-args", action="append", default=[], metavar="KEY=VALUE",
+                   help="stats: the planned run's -T overrides")
+    p.add_argument("--set", action="append", default=[], metavar="model.NAME.PATH=V",
+                   help="stats: the planned run's --set overrides")
     p.set_defaults(fn=cmd_cache)

@@ -38,7 +38,7 @@ def cmd_import(args) -> int:
 def register_export(sub, common) -> None:
     p = sub.add_parser("export", parents=[common], help="write a task (its sampled split, exact prompts) for "
                        "VLMEvalKit, lmms-eval or inspect_ai")
-    p.add_argument("task", help="task name (or a view, e.g. wbcatt.cell_size)")
+    p.add_argument("task", help="task name (or a view, e.g. wbcatt.cell_size), or a folder / CSV as `eval --tasks` takes")
     p.add_argument("--to", required=True, choices=TARGETS)
     p.add_argument("--setting", default="zero_shot", help="zero_shot (default) or few_shot")
     p.add_argument("--limit", type=int, help="the same --limit as the cytoreg runs to compare with")

@@ -18,6 +18,9 @@ def cmd_list(args) -> int:
               "sources": SOURCES, "kinds": TASK_KINDS}
     chosen = groups if what == "all" else {what: groups[what]}
     rows = {g: [_row(e, g) for e in reg] for g, reg in chosen.items()}
+    if "models" in rows:
+        for r in rows["models"]:
+            r.update(_model_card(cat, r["name"]))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -26,12 +29,36 @@ def cmd_list(args) -> int:
     console = _console()
     for group, entries in rows.items():
         table = Table(title=group, title_justify="left")
-        for col in ("name", "kind", "origin", "description"):
-            table.add_column(col, overflow="fold")
+        cols = MODEL_COLUMNS if group == "models" else ("name", "kind", "origin", "description")
+        for col in cols:
+            if group == "models" and col in ("licence", "description"):  # one line a model; --json has it all
+                table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=28 if col == "licence" else 48)
+            else:
+                table.add_column({"kind": "adapter"}.get(col, col) if group == "models" else col, overflow="fold")
         for r in entries:
-            table.add_row(*(escape(r[c] or "") for c in ("name", "kind", "origin", "description")))
+            table.add_row(*(escape(str(r.get(c) or "")) for c in cols))
         console.print(table)
     return 0
+
+
+#: what a model's row shows: the role decides which tasks and settings it can take
+MODEL_COLUMNS = ("name", "role", "kind", "licence", "gated", "parameters", "description")
+
+
+def _model_card(cat, name: str) -> dict:
+    """Role (generator / embedder / features / baseline), licence, gating and size from the spec;
+    a spec that does not resolve shows its error as the role instead of stopping the listing."""
+    from cytoreg.errors import CytoregError
+    from cytoreg.registry.builtins import ADAPTERS
+
+    try:
+        spec = cat.model(name)
+        role = ADAPTERS.get(spec.get("adapter")).capability
+    except CytoregError as exc:
+        return {"role": f"error: {str(exc).splitlines()[0]}", "licence": None, "gated": None, "parameters": None}
+    gated = spec.get("gated")
+    return {"role": role, "licence": spec.get("license"), "gated": "yes" if gated else ("no" if spec.get("open_weights")
+            is not False else "API"), "parameters": spec.get("parameters")}
 
 
 def _row(e, group: str) -> dict:

@@ -11,19 +11,18 @@ from cytoreg.scoring import EvalConfig
 def planned_reuse(cfg: EvalConfig, cache, catalog: Catalog | None = None) -> list[dict]:
     """Rows {task, model, setting, requests, cached}; baselines and probes send no cached requests
     and are left out."""
-    from cytoreg.engine.runner import embedder_keys, generator_items, plan
+    from cytoreg.engine.preflight import resolve_run
+    from cytoreg.engine.runner import embedder_keys, generator_items
 
     catalog = catalog or Catalog.load(cfg.include)
-    pairs = plan(cfg, catalog)
-    prepared: dict = {}
+    rep = resolve_run(cfg, catalog)  # the run's own plan: overrides, --settings, sampling
+    rep.raise_problems()
     adapters: dict = {}
     rows = []
-    for tspec, kind, mspec, adapter_cls in pairs:
-        if tspec.name not in prepared:
-            prepared[tspec.name] = kind.prepare(cfg.limit)
-        prep = prepared[tspec.name]
+    for tspec, kind, mspec, adapter_cls in rep.pairs:
+        prep = rep.prepared[tspec.name]
         adapter = adapters.setdefault(mspec.name, adapter_cls(mspec, device=cfg.device))
-        for setting in kind.settings_for(adapter.capability):
+        for setting in rep.settings[(tspec.name, mspec.name)]:
             if isinstance(adapter, Generator):
                 keys = [k for *_, k in generator_items(kind, prep, adapter, setting)[0]]
             elif isinstance(adapter, Embedder) and setting == "zero_shot" and hasattr(kind, "class_prompts"):

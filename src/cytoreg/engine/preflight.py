@@ -99,8 +99,24 @@ def run_preflight(cfg, catalog, *, explicit: bool = False) -> Report:
     ``explicit`` (``--check``): report every model problem. Before a run, a model whose responses
     are all in the cache already is not held back by missing weights or keys (a cached rerun
     never loads it); its problems are only logged."""
-    from cytoreg.registry.overrides import Overrides, apply
+    rep = resolve_run(cfg, catalog)
+    _fewshot(rep)
+    _models(cfg, catalog, rep, explicit)
+    _estimate(cfg, rep)
+    if not explicit:  # --check prints them; a run logs them (-v shows them)
+        for note in rep.notes:
+            log.info(note)
+        t = rep.totals()
+        log.info("plan: %d evaluation(s), %d request(s) to generative models before the cache%s",
+                 len(rep.work), t["requests"], f", ≤ ${t['cost_usd_max']}" if t["cost_usd_max"] is not None else "")
+    return rep
 
+
+def resolve_run(cfg, catalog) -> Report:
+    """The run's plan as the run will see it: overrides applied, every task × model × setting
+    resolved and checked, each task's data read and sampled (problems collected, nothing raised).
+    ``cytoreg cache stats --tasks … --models …`` plans through this too, so it counts the same keys."""
+    from cytoreg.registry.overrides import Overrides, apply
     from cytoreg.tasks.folder_task import looks_like_data, task_or_folder
 
     rep = Report()
@@ -115,15 +131,6 @@ def run_preflight(cfg, catalog, *, explicit: bool = False) -> Report:
     rep.overridden = apply(catalog, cfg.tasks, cfg.models, ov, [cfg.judge] if cfg.judge else [])
     _resolve(cfg, catalog, rep)
     _prepare(cfg, rep)
-    _fewshot(rep)
-    _models(cfg, catalog, rep, explicit)
-    _estimate(cfg, rep)
-    if not explicit:  # --check prints them; a run logs them (-v shows them)
-        for note in rep.notes:
-            log.info(note)
-        t = rep.totals()
-        log.info("plan: %d evaluation(s), %d request(s) to generative models before the cache%s",
-                 len(rep.work), t["requests"], f", ≤ ${t['cost_usd_max']}" if t["cost_usd_max"] is not None else "")
     return rep
 
 

@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,47 +17,11 @@ from cytoreg.errors import CytoregError, IncompatibleError, ModelLoadError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
 from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response, ensure_loaded
-from cytoreg.registry.builtins import ADAPTERS, TASK_KINDS
+from cytoreg.registry.builtins import ADAPTERS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
-from cytoreg.tasks.folder_task import task_or_folder
 from cytoreg.tasks.kinds import PreparedTask, class_embeddings
 from cytoreg.tasks.samples import sha256
-
-def plan(cfg: EvalConfig, catalog: Catalog) -> list[tuple[Any, Any, Any, type]]:
-    """Resolve names and check every pairing before anything is loaded."""
-    problems: list[str] = []
-    pairs = []
-    for tname in cfg.tasks:
-        try:
-            top = task_or_folder(catalog, tname)  # a name, or ./my_cells (class folders) / a CSV
-            views = TASK_KINDS.get(top.get("kind"))(top).expand()
-        except CytoregError as exc:
-            problems.append(str(exc))
-            continue
-        for mname in cfg.models:
-            try:
-                mspec = catalog.model(mname)
-                adapter_cls = ADAPTERS.get(mspec.get("adapter"))
-                for _, kind in views:
-                    kind.check_model(mname, adapter_cls.capability)
-            except CytoregError as exc:
-                if str(exc) not in problems:
-                    problems.append(str(exc))
-                continue
-            pairs += [(tspec, kind, mspec, adapter_cls) for tspec, kind in views]
-    if cfg.judge:
-        try:
-            jspec = catalog.model(cfg.judge)
-            if ADAPTERS.get(jspec.get("adapter")).capability != "generator":
-                problems.append(f"judge model '{cfg.judge}' is not a generative model; pick one that answers "
-                                "in text (e.g. gpt4o)")
-        except CytoregError as exc:
-            problems.append(f"--judge: {exc}")
-    if problems:
-        raise IncompatibleError("\n".join(problems))
-    return pairs
-
 
 def evaluate(cfg: EvalConfig, catalog: Catalog | None = None, *, distributed: bool = True) -> dict:
     """Run and score everything; under torchrun / accelerate (WORLD_SIZE > 1) the ranks share the

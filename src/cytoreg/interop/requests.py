@@ -57,9 +57,14 @@ def resolve_view(task: str, include: list[str] | None = None):
     """The task kind for ``task``: a task name, or a view of one (``wbcatt.cell_size``)."""
     from cytoreg.registry.builtins import TASK_KINDS
     from cytoreg.registry.catalog import Catalog
+    from cytoreg.tasks.folder_task import looks_like_data, task_or_folder
 
     catalog = Catalog.load(include or [])
-    top = catalog.task(task if task in catalog.tasks else task.split(".", 1)[0])
+    if task in catalog.tasks or looks_like_data(task):  # a name, or ./my_cells / a CSV as `eval --tasks` takes
+        top = task_or_folder(catalog, task)
+        task = top.name
+    else:
+        top = catalog.task(task.split(".", 1)[0])
     views = {s.name: k for s, k in TASK_KINDS.get(top.get("kind"))(top).expand()}
     if task not in views:
         raise CytoregError(f"task '{task}': pick one of its views: {', '.join(views)}")

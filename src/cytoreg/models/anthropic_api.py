@@ -11,8 +11,9 @@ from typing import Any
 
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
-from cytoreg.models.base import (ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart,
-                                 TransientError)
+from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
+from cytoreg.models.endpoint import base_url, endpoint_identity, endpoint_properties
+from cytoreg.models.failures import connection_failure, http_failure, scrub
 from cytoreg.models.openai_api import _count, _first_line, retry_after
 
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
@@ -77,10 +78,8 @@ class AnthropicChat(Generator):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Claude model id, e.g. claude-sonnet-4-6"},
-            "base_url": {"type": "string", "description": "another endpoint speaking the Messages API"},
-            "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
-            "api_key_env": {"type": "string", "description": "environment variable holding the key (default ANTHROPIC_API_KEY)"},
+            **endpoint_properties("Claude model id, e.g. claude-sonnet-4-6", "ANTHROPIC_API_KEY",
+                                  "another endpoint speaking the Messages API"),
             "sampling": {"type": "boolean", "description": "false for models that reject temperature / top_p / "
                          "top_k (Claude Opus 4.7): they are then not sent (nor with thinking)"},
             "thinking": {"type": "object", "description": "sent as is, e.g. {type: enabled, budget_tokens: 2048} "
@@ -91,11 +90,16 @@ class AnthropicChat(Generator):
     def __init__(self, spec, device=None):
         super().__init__(spec, device)
         self._client = None
-        env = self.params.get("base_url_env")
-        self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+        self._key: str | None = None
+        self.base_url = base_url(self.params)
 
     def weights_identity(self) -> str:
-        return f"{self.params['model']}@{self.base_url or 'api.anthropic.com'}"
+        return endpoint_identity(self.params["model"], self.base_url, "api.anthropic.com")
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go, for messages (never the key)."""
+        return self.base_url or "https://api.anthropic.com"
 
     def check(self) -> list[str]:
         """Preflight: the SDK and the key (even with a base_url: load() always needs one)."""
@@ -124,6 +128,7 @@ class AnthropicChat(Generator):
                                  "written to disk.")
         timeout = float((self.spec.get("execution") or {}).get("timeout", 120))
         # retries are ours (backoff, rate-limit headers, stats): the SDK must not add its own
+        self._key = key
         self._client = anthropic.Anthropic(api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout)
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
@@ -163,14 +168,12 @@ class AnthropicChat(Generator):
         except (ValueError, anthropic.APIResponseValidationError) as exc:  # a body that is not JSON
             raise PermanentError(f"the server's reply is not valid JSON ({_first_line(exc)}); check that "
                                  f"{self.base_url or 'the endpoint'} speaks the Messages API") from exc
-        except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            if status in (408, 409, 429, 529) or status >= 500:  # 529: overloaded
-                raise TransientError(f"HTTP {status}: {exc.message}", rate_limit_wait(exc.response.headers),
-                                     status) from exc
-            raise PermanentError(f"HTTP {status}: {exc.message}") from exc
+        except anthropic.APIStatusError as exc:  # 529 (overloaded) is retried like any 5xx
+            raise http_failure(exc.status_code, scrub(str(exc.message), self._key), model=self.params["model"],
+                               endpoint=self.endpoint, key_env=self.params.get("api_key_env", "ANTHROPIC_API_KEY"),
+                               retry_after=rate_limit_wait(exc.response.headers)) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}", None, None) from exc
+            raise connection_failure(exc, endpoint=self.endpoint) from exc
         return parse_message(resp, self.base_url)
 
     def close(self) -> None:

@@ -23,10 +23,26 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
+def brief(message: str, limit: int = 300) -> str:
+    """A server's error text fit for one line: an HTML page (a proxy's or gateway's error page) becomes
+    its title or its first words, whitespace is collapsed, and the rest is counted, not printed."""
+    import html
+    import re
+
+    text = message or ""
+    if re.search(r"<(!doctype|html|head|body|title)\b", text[:2000], re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        body = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
+        text = "HTML page: " + html.unescape(title.group(1) if title else re.sub(r"<[^>]+>", " ", body))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def http_failure(status: int, message: str, *, model: str, endpoint: str, key_env: str,
                  retry_after: float | None = None, code: str | None = None) -> Exception:
     """The exception for an HTTP error status from ``endpoint`` serving ``model``."""
     where = f"HTTP {status} from {endpoint}"
+    message = brief(message)
     low = f"{message} {code or ''}".lower()
     if status == 429 and "insufficient_quota" in low:
         return FatalError(f"{where} (quota exhausted): {message}", "HTTP 429 quota",

@@ -10,7 +10,8 @@ from typing import Any
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
-from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
+from cytoreg.models.endpoint import base_url, endpoint_identity, endpoint_properties
+from cytoreg.models.failures import connection_failure, http_failure, scrub
 from cytoreg.models.openai_api import _first_line, retry_after
 
 #: image types Gemini accepts inline; anything else (TIFF) is sent as PNG
@@ -26,10 +27,8 @@ class GeminiChat(Generator):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Gemini model id, e.g. gemini-2.0-flash-001 (pin a version)"},
-            "api_key_env": {"type": "string", "description": "environment variable holding the key (default GEMINI_API_KEY, then GOOGLE_API_KEY)"},
-            "base_url": {"type": "string", "description": "another endpoint speaking the Gemini API"},
-            "base_url_env": {"type": "string", "description": "environment variable holding that endpoint"},
+            **endpoint_properties("Gemini model id, e.g. gemini-2.0-flash-001 (pin a version)",
+                                  "GEMINI_API_KEY, then GOOGLE_API_KEY", "another endpoint speaking the Gemini API"),
             "api_version": {"type": "string", "description": "API version path segment, e.g. v1beta"},
             "thinking_budget": {"type": "integer", "minimum": -1, "description": "Gemini 2.5 thinking tokens "
                                 "(ThinkingConfig.thinking_budget): 0 off (Flash), -1 dynamic"},
@@ -39,8 +38,7 @@ class GeminiChat(Generator):
     def __init__(self, spec, device=None):
         super().__init__(spec, device)
         self._client = None
-        env = self.params.get("base_url_env")
-        self.base_url = self.params.get("base_url") or (os.environ.get(env) if env else None) or None
+        self.base_url = base_url(self.params)
         self._secret: str | None = None
 
     @property
@@ -52,9 +50,7 @@ class GeminiChat(Generator):
         return self.params.get("api_key_env") or "GEMINI_API_KEY"
 
     def weights_identity(self) -> str:
-        """The model name as sent, and the provider's host unless it is a server of your own
-        (loopback or private address): restarting vLLM on another port re-sends nothing."""
-        return f"{self.params['model']}@{remote_host(self.base_url) or ('local' if self.base_url else 'generativelanguage.googleapis.com')}"
+        return endpoint_identity(self.params["model"], self.base_url, "generativelanguage.googleapis.com")
 
     def _key(self) -> str:
         names = [self.params["api_key_env"]] if "api_key_env" in self.params else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]

@@ -9,7 +9,8 @@ from typing import Any
 from cytoreg import secrets
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, Generator, ImagePart, PermanentError, Response, TextPart
-from cytoreg.models.failures import connection_failure, http_failure, remote_host, scrub
+from cytoreg.models.endpoint import base_url, endpoint_identity, endpoint_properties
+from cytoreg.models.failures import connection_failure, http_failure, scrub
 
 SENDABLE = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
@@ -102,10 +103,8 @@ class OpenAIChat(Generator):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "model id sent to the API (pin a dated snapshot)"},
-            "base_url": {"type": "string", "description": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"},
-            "base_url_env": {"type": "string", "description": "environment variable holding the base URL"},
-            "api_key_env": {"type": "string", "description": "environment variable holding the key (default OPENAI_API_KEY)"},
+            **endpoint_properties("model id sent to the API (pin a dated snapshot)", "OPENAI_API_KEY",
+                                  "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL)"),
             "image_detail": {"enum": ["low", "high", "auto"]},
             "extra_body": {"type": "object"},
             "reasoning": {"type": "boolean", "description": "a reasoning model (o-series, gpt-5): sends "
@@ -118,16 +117,14 @@ class OpenAIChat(Generator):
         super().__init__(spec, device)
         self._client = None
         self._key: str | None = None
-        self.base_url = self.params.get("base_url") or os.environ.get(self.params.get("base_url_env", "OPENAI_BASE_URL")) or None
+        self.base_url = base_url(self.params, "OPENAI_BASE_URL")
 
     @property
     def endpoint(self) -> str:
         return self.base_url or "https://api.openai.com/v1"
 
     def weights_identity(self) -> str:
-        """The model name as sent, and the provider's host unless it is a server of your own
-        (loopback or private address): restarting vLLM on another port re-sends nothing."""
-        return f"{self.params['model']}@{remote_host(self.base_url) or ('local' if self.base_url else 'api.openai.com')}"
+        return endpoint_identity(self.params["model"], self.base_url, "api.openai.com")
 
     def check(self) -> list[str]:
         import importlib.util

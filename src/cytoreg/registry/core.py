@@ -54,8 +54,14 @@ def import_string(ref: str, what: str = "") -> Any:
 
 
 def suggest(name: str, choices: list[str]) -> str:
-    """' — did you mean 'x'?' or an empty string."""
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    """' — did you mean 'x'?' or an empty string: a different case (``UNI``), names that start with
+    it (``claude`` → the claude-* models, at most 5), else the closest spellings."""
+    low = name.lower()
+    close = [c for c in choices if c.lower() == low]
+    if not close and len(low) >= 3:
+        close = sorted((c for c in choices if c.lower().startswith(low)), key=lambda c: (len(c), c))[:5]
+    if not close:
+        close = difflib.get_close_matches(low, choices, n=3, cutoff=0.6)
     if not close:
         return ""
     return " — did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

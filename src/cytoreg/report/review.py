@@ -36,6 +36,11 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _unguard(text: str) -> str:
+    """Undo :func:`spreadsheet_text`'s ``'`` on a cell read back."""
+    return text[1:] if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _rows(run: Path, task: str, model: str, setting: str) -> list[dict]:
     path = run / "samples.jsonl"
     if not path.exists():
@@ -146,7 +151,8 @@ document.addEventListener('input', function(){
   try { localStorage.setItem(KEY, JSON.stringify(all)); } catch (e) {}
   progress();
 });
-function q(v){ return '"' + String(v).replace(/"/g, '""') + '"'; }
+// the same rule as spreadsheet_text(): a cell starting = + - @ (tab, CR) is shown as text, not run as a formula
+function q(v){ v = String(v); if (/^[=+\-@\t\r]/.test(v)) v = "'" + v; return '"' + v.replace(/"/g, '""') + '"'; }
 document.getElementById('download').addEventListener('click', function(){
   var lines = ['item,image,explanation,rating,expert_label,mistakes'];
   sheet.forEach(function(s){ var a = read(s.item);
@@ -203,7 +209,7 @@ def import_review(folder: Path, ratings: Path | None = None) -> dict[str, Any]:
         elif value not in {"1", "2", "3", "4", "5"}:
             problems.append(f"{ratings}:{line}: item {item} rating {value!r} is not 1-5")
         else:
-            rated.append({**by_item[item], "rating": int(value), "expert_label": (row.get("expert_label") or "").strip()})
+            rated.append({**by_item[item], "rating": int(value), "expert_label": _unguard((row.get("expert_label") or "").strip())})
     missing = sorted(set(by_item) - seen)
     if missing:
         problems.append(f"{ratings}: {len(missing)} item(s) missing from the sheet: {', '.join(map(str, missing[:10]))}")

@@ -19,7 +19,7 @@ def print_summary(results: dict, console) -> None:
 
     table = Table(title="cytoreg results", title_justify="left")
     for col in ("task", "model", "setting", "n", "f1_weighted [95% CI]", "5-fold", "accuracy", "invalid",
-                "errors", "coverage", "status", "random F1w"):
+                "errors", "coverage", "status", "chance F1w (prior)"):
         table.add_column(col)
     for ev in results["evaluations"]:
         m, ci, folds = ev["metrics"], ev["ci"], ev["folds"]

@@ -44,6 +44,14 @@ def _item_line(text: str, index: int) -> int:
     return text.count("\n", 0, start) + 1
 
 
+def _preview(value: Any) -> str:
+    """The first 60 characters of a JSON value, for messages (however deeply it nests)."""
+    try:
+        return json.dumps(value)[:60]
+    except RecursionError:
+        return "deeply nested"
+
+
 class ManifestSource(Source):
     options_schema = {
         "type": "object",
@@ -145,6 +153,9 @@ class ManifestSource(Source):
             except json.JSONDecodeError as exc:
                 raise DataError(f"{m}:{n}: not valid JSON ({exc.msg}, column {exc.colno}); each line of a .jsonl "
                                 "manifest is one JSON object: fix or remove that line") from None
+            except RecursionError:
+                raise DataError(f"{m}:{n}: JSON nested too deeply to read; a row is one flat object "
+                                '{"path": ..., "label": ...}: fix or remove that line') from None
             if not isinstance(row, dict):
                 raise DataError(f"{m}:{n}: a {type(row).__name__} where a JSON object (one row: "
                                 '{"path": ..., "label": ...}) is expected; fix or remove that line')
@@ -156,12 +167,15 @@ class ManifestSource(Source):
         except json.JSONDecodeError as exc:
             raise DataError(f"{m}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}, byte offset "
                             f"{exc.pos}); fix the file") from None
+        except RecursionError:
+            raise DataError(f"{m}: JSON nested too deeply to read; a JSON manifest is a list of flat objects "
+                            '{"path": ..., "label": ...}: fix the file') from None
         if not isinstance(data, list):
             raise DataError(f"{m}: a JSON manifest must be a list of objects, not a {type(data).__name__}")
         for k, row in enumerate(data):
             if not isinstance(row, dict):
                 line = _item_line(text, k)
-                raise DataError(f"{m}:{line}: item {k} of the list is a {type(row).__name__} ({json.dumps(row)[:60]}), "
+                raise DataError(f"{m}:{line}: item {k} of the list is a {type(row).__name__} ({_preview(row)}), "
                                 'not an object ({"path": ..., "label": ...}); fix or remove it')
             yield k + 1, row
 
