@@ -319,6 +319,18 @@ def test_a_count_that_differs_from_the_published_one_installs_nothing(tmp_path, 
     assert not (tmp_path / "data").exists()
 
 
+def test_file_names_follow_the_bytes():
+    from cytoreg.datahub.hf_mirror import _file_name
+
+    png, jpg = b"\x89PNG\r\n", b"\xff\xd8\xff\xe0"
+    assert _file_name("ADI-AAAFLCLY.tif", b"II*\x00rest", "s", 3) == "ADI-AAAFLCLY.tif"
+    assert _file_name("ADI-AAAFLCLY.tif", png, "s", 3) == "ADI-AAAFLCLY.png"  # re-encoded: the name says so
+    assert _file_name("BA_1.jpeg", jpg, "s", 3) == "BA_1.jpeg"
+    assert _file_name("../x.png", png, "test", 7) == "test_000007.png"  # not a plain name
+    assert _file_name(None, jpg, "test", 12) == "test_000012.jpg"
+    assert _file_name("x.txt", png, "train", 0) == "train_000000.png"
+
+
 def test_label_map_null_leaves_a_class_out_and_names_without_classlabel_are_asked_for(tmp_path, hub_env, capsys):
     """A string label column is read as names; null in label_map leaves those rows out (counted)."""
     from datasets import Dataset, Features, Image, Value
@@ -443,6 +455,7 @@ def test_han_t1_crc_mirror_lays_out_the_published_folders_with_the_original_file
     kather = tmp_path / "data" / "kather"
     assert sorted(p.name for p in kather.iterdir()) == ["CRC-VAL-HE-7K", "NCT-CRC-HE-100K"]
     assert tree(kather / "CRC-VAL-HE-7K" / "ADI") == ["ADI-TCGA-VAL000.tif"]
+    assert (kather / "CRC-VAL-HE-7K" / "ADI" / "ADI-TCGA-VAL000.tif").read_bytes()[:4] == b"II*\x00"  # the TIFF bytes
     assert sorted(p.relative_to(kather / "NCT-CRC-HE-100K").as_posix()
                   for p in (kather / "NCT-CRC-HE-100K").rglob("*.tif")) == sorted(f"{n[:n.index('-')]}/{n}"
                                                                                    for _, n in train)

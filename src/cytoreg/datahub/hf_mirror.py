@@ -110,9 +110,10 @@ def fetch_mirror(dl: Download, spec: Any, *, progress: bool = True,
     made = [p for p in (dl.dest, *dl.dest.parents) if not p.exists()]  # folders this run creates
     dl.dest.mkdir(parents=True, exist_ok=True)
     try:
-        if m.parquet is None:
-            return _install_files(dl, m, root)
-        return _materialise(dl, spec, m, m.parquet, root, report)
+        out = (_install_files(dl, m, root) if m.parquet is None else
+               _materialise(dl, spec, m, m.parquet, root, report))
+        report(f"the downloaded files stay in the hub cache ({root}); `hf cache delete` frees them")
+        return out
     except BaseException:
         for p in made:  # innermost first; only while empty
             try:
@@ -296,10 +297,16 @@ def _materialise(dl: Download, spec: Any, m: HfMirror, pq: ParquetMirror, root: 
     return [dl.dest / t for t in tops]
 
 
+_SAME = {".jpeg": ".jpg", ".tiff": ".tif"}
+
+
 def _file_name(path: str | None, data: bytes, split: str, row: int) -> str:
-    """The original file's name where the parquet kept a plain one, else ``<split>_<row>.<ext>``."""
+    """The original file's name where the parquet kept a plain one (its extension corrected when
+    the bytes are another format: a re-encoded image), else ``<split>_<row>.<ext>``."""
     name = Path(path or "").name
-    if name and name == path and not name.startswith(".") and Path(name).suffix.lower() in (
-            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"):
-        return name
-    return f"{split}_{row:06d}{_ext(data, path)}"
+    suffix = Path(name).suffix.lower()
+    if not (name and name == path and not name.startswith(".") and suffix in (
+            ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp")):
+        return f"{split}_{row:06d}{_ext(data, path)}"
+    found = _ext(data, None)
+    return name if found in (".img", _SAME.get(suffix, suffix)) else Path(name).stem + found
