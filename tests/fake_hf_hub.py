@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlparse
 
 class FakeHub:
     def __init__(self, repo: str, commit: str, files: dict[str, bytes], cut_first: dict[str, int] | None = None,
-                 cut_always: dict[str, int] | None = None):
-        self.repo, self.commit, self.files = repo, commit, files
+                 cut_always: dict[str, int] | None = None, gated: bool = False):
+        self.repo, self.commit, self.files, self.gated = repo, commit, files, gated
         self.cut_first = dict(cut_first or {})
         self.cut_always = dict(cut_always or {})
         self.log: list[tuple[str, str, str | None, int]] = []
@@ -61,6 +61,17 @@ class FakeHub:
         rng = h.headers.get("Range")
         tree = f"/api/datasets/{self.repo}/tree/{self.commit}"
         resolve = f"/datasets/{self.repo}/resolve/{self.commit}/"
+        if path.startswith("/api/datasets/") and "/tree/" in path and path != tree:
+            # the hub's answer for a repo or commit it does not have (the client raises RepositoryNotFoundError)
+            self.log.append((method, path, None, 404))
+            self._send(h, 404, json.dumps({"error": "Repository not found"}).encode(),
+                       {"Content-Type": "application/json", "X-Error-Code": "RepoNotFound"})
+            return
+        if path == tree and self.gated:
+            self.log.append((method, path, None, 403))
+            self._send(h, 403, json.dumps({"error": "Access to dataset is restricted"}).encode(),
+                       {"Content-Type": "application/json", "X-Error-Code": "GatedRepo"})
+            return
         if path == tree:
             self.log.append((method, path, None, 200))
             self._send(h, 200, json.dumps(self._tree()).encode(), {"Content-Type": "application/json"})

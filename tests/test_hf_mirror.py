@@ -195,6 +195,23 @@ def test_no_hub_offline_mode_and_no_client_each_say_what_to_do(tmp_path, hub_env
     assert "laying out the parquet mirror test-owner/blood-8 needs pyarrow: pip install 'cytoreg[data]'" in err
 
 
+def test_a_moved_or_gated_mirror_says_which_and_what_to_do(tmp_path, hub_env, capsys):
+    spec = npz_spec(tmp_path)
+    with FakeHub("someone-else/medmnist", COMMIT, {"data/bloodmnist.npz": SUBSET}) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{hub.url} has no dataset test-owner/medmnist at commit {COMMIT} (RepositoryNotFoundError); the " \
+               "mirror moved: fix download.hf_mirror" in err
+    with FakeHub("test-owner/medmnist", COMMIT, {"data/bloodmnist.npz": SUBSET}, gated=True) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"test-owner/medmnist is gated (GatedRepoError): accept its conditions at {hub.url}/datasets/" \
+               "test-owner/medmnist and log in (hf auth login, or HF_TOKEN)" in err
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_task_without_a_mirror_says_so(capsys):
     assert run("data", "fetch", "bloodmnist-224", "--from", "hf") == 2
     err = " ".join(capsys.readouterr().err.split())

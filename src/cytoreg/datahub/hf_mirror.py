@@ -63,7 +63,11 @@ def snapshot(m: HfMirror, task: str, progress: bool = True) -> Path:
         kind = type(exc).__name__
         hub = endpoint or constants.ENDPOINT
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
-        if isinstance(exc, (huggingface_hub.errors.RepositoryNotFoundError, huggingface_hub.errors.RevisionNotFoundError)):
+        errors = huggingface_hub.errors
+        if isinstance(exc, errors.GatedRepoError):
+            why = (f"{m.repo} is gated ({kind}): accept its conditions at {hub}/datasets/{m.repo} and log in "
+                   "(hf auth login, or HF_TOKEN), then rerun")
+        elif isinstance(exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError)):
             why = f"{hub} has no dataset {m.repo} at commit {m.revision} ({kind}); the mirror moved: fix download.hf_mirror"
         else:
             why = (f"could not download {_where(m)} from {hub} ({kind}: {first}); check the network (and HF_ENDPOINT), "
