@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from cytoreg.datahub.fetch import STAGING, file_digest
+from cytoreg.datahub.fetch import CHUNK, STAGING, _hasher
 from cytoreg.datahub.spec import Download, HfMirror, ParquetMirror
 from cytoreg.errors import DataError
 
@@ -136,21 +136,22 @@ def _install_files(dl: Download, m: HfMirror, root: Path) -> list[Path]:
     try:
         for mf in m.files:
             src, f = root / mf.path, published[mf.name]
+            part = staging / f"{f.name}.part"
+            done.append((part, dl.dest / f.name))
             problem = None
             size = src.stat().st_size
             if f.size is not None and size != f.size:
                 problem = f"{size} bytes, the published file has {f.size}"
-            elif mf.sha256 and (got := file_digest(src, "sha256")) != mf.sha256:
-                problem = f"SHA256 {got}, download.hf_mirror.files says {mf.sha256}"
-            elif f.algo and f.digest and (got := file_digest(src, f.algo)) != f.digest:
-                problem = f"{f.algo.upper()} {got}, the publisher's is {f.digest}"
+            else:
+                sums = _copy_hashing(src, part, {"sha256"} | ({f.algo} if f.algo else set()))
+                if mf.sha256 and sums["sha256"] != mf.sha256:
+                    problem = f"SHA256 {sums['sha256']}, download.hf_mirror.files says {mf.sha256}"
+                elif f.algo and f.digest and sums[f.algo] != f.digest:
+                    problem = f"{f.algo.upper()} {sums[f.algo]}, the publisher's is {f.digest}"
             if problem:
                 raise DataError(f"{_where(m)}: {mf.path} is not the published {f.name} ({problem}); nothing was "
                                 f"installed. The mirror differs from the publisher: fetch from the publisher "
                                 f"(cytoreg data fetch {dl.task}) or fix download.hf_mirror")
-            part = staging / f"{f.name}.part"
-            shutil.copyfile(src, part)
-            done.append((part, dl.dest / f.name))
         for part, final in done:
             os.replace(part, final)
         return [final for _, final in done]
@@ -161,6 +162,17 @@ def _install_files(dl: Download, m: HfMirror, root: Path) -> list[Path]:
             staging.rmdir()
         except OSError:
             pass
+
+
+def _copy_hashing(src: Path, dst: Path, algos: set[str]) -> dict[str, str]:
+    """Copy ``src`` to ``dst`` in one read, returning its checksums."""
+    hashes = {a: _hasher(a) for a in algos}
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        while block := fi.read(CHUNK):
+            for h in hashes.values():
+                h.update(block)
+            fo.write(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
 
 
 # -- parquet -------------------------------------------------------------------------------------
