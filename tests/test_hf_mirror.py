@@ -100,7 +100,7 @@ def test_a_mirrored_published_file_is_fetched_verified_and_evaluated(tmp_path, h
     assert (dest / "bloodmnist.npz").read_bytes() == SUBSET
     # a second fetch sees it and asks the hub nothing
     assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 0
-    assert f"present: {dest / 'bloodmnist.npz'}" in " ".join(capsys.readouterr().out.split())
+    assert f"present: {dest / 'bloodmnist.npz'} (MD5 matches)" in " ".join(capsys.readouterr().out.split())
     assert run("data", "verify", "blood-subset", "--include", str(spec), "--json") == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["checksums"] == {str(dest / "bloodmnist.npz"): "ok"}
@@ -161,6 +161,13 @@ def test_a_connection_cut_every_time_leaves_nothing_and_the_next_run_completes(t
         hub_env.setenv("HF_ENDPOINT", hub.url)
         assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 0
     assert (tmp_path / "data" / "medmnist" / "bloodmnist.npz").read_bytes() == SUBSET
+    # a file that is there but is not the published one (truncated by hand here) is named, not kept silently
+    (tmp_path / "data" / "medmnist" / "bloodmnist.npz").write_bytes(SUBSET[:1000])
+    capsys.readouterr()
+    assert run("data", "fetch", "blood-subset", "--from", "hf", "--include", str(spec)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "bloodmnist.npz is there but is not the published file (MD5 " in err
+    assert "delete it and run `cytoreg data fetch blood-subset --from hf` again" in err
 
 
 def test_no_hub_offline_mode_and_no_client_each_say_what_to_do(tmp_path, hub_env, monkeypatch, no_backoff, capsys):

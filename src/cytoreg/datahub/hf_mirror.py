@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from cytoreg.datahub.fetch import CHUNK, STAGING, _hasher
+from cytoreg.datahub.fetch import CHUNK, STAGING, _hasher, file_digest
 from cytoreg.datahub.spec import Download, HfMirror, ParquetMirror
 from cytoreg.errors import DataError
 
@@ -98,8 +98,18 @@ def fetch_mirror(dl: Download, spec: Any, *, progress: bool = True,
                [m.parquet.creates] if m.parquet.creates else list(m.parquet.splits))
     present = [t for t in targets if (dl.dest / t).exists()]
     if present and len(present) == len(targets):
+        published = {f.name: f for f in dl.files}
         for t in present:
-            report(f"present: {dl.dest / t}")
+            f = published.get(t) if m.parquet is None else None
+            if f is not None and f.algo and f.digest:  # put there by hand or an older fetch: the published file?
+                got = file_digest(dl.dest / t, f.algo)
+                if got != f.digest:
+                    raise DataError(f"{dl.dest / t} is there but is not the published file ({f.algo.upper()} {got}, "
+                                    f"published {f.digest}); delete it and run `cytoreg data fetch {dl.task} "
+                                    "--from hf` again")
+                report(f"present: {dl.dest / t} ({f.algo.upper()} matches)")
+            else:
+                report(f"present: {dl.dest / t}")
         return []
     if present:
         raise DataError(f"{dl.dest}: {', '.join(present)} already exist(s); remove them (or check them with "
