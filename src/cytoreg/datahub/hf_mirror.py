@@ -42,13 +42,14 @@ def _where(m: HfMirror) -> str:
 def snapshot(m: HfMirror, task: str, progress: bool = True) -> Path:
     """Download the mirror's files the task needs (the hub cache keeps them; a rerun resumes)."""
     try:
-        import huggingface_hub
         from huggingface_hub import constants, snapshot_download
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        from huggingface_hub.utils import (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError,
+                                           are_progress_bars_disabled, disable_progress_bars, enable_progress_bars)
     except ImportError as exc:
         raise DataError(f"task '{task}': fetching from the Hugging Face mirror {m.repo} needs huggingface_hub: "
                         f"{INSTALL_HINT}; or fetch from the publisher: cytoreg data fetch {task}") from exc
-    if constants.is_offline_mode():
+    offline = getattr(constants, "is_offline_mode", None)  # a function in recent clients, a flag before
+    if offline() if callable(offline) else constants.HF_HUB_OFFLINE:
         raise DataError(f"task '{task}': HF_HUB_OFFLINE=1 is set, so the hub client will not download "
                         f"{_where(m)}; run with HF_HUB_OFFLINE=0 (unset it) to fetch from the mirror, or fetch "
                         f"from the publisher: cytoreg data fetch {task}")
@@ -63,11 +64,10 @@ def snapshot(m: HfMirror, task: str, progress: bool = True) -> Path:
         kind = type(exc).__name__
         hub = endpoint or constants.ENDPOINT
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
-        errors = huggingface_hub.errors
-        if isinstance(exc, errors.GatedRepoError):
+        if isinstance(exc, GatedRepoError):
             why = (f"{m.repo} is gated ({kind}): accept its conditions at {hub}/datasets/{m.repo} and log in "
                    "(hf auth login, or HF_TOKEN), then rerun")
-        elif isinstance(exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError)):
+        elif isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)):
             why = f"{hub} has no dataset {m.repo} at commit {m.revision} ({kind}); the mirror moved: fix download.hf_mirror"
         else:
             why = (f"could not download {_where(m)} from {hub} ({kind}: {first}); check the network (and HF_ENDPOINT), "
