@@ -215,13 +215,14 @@ def test_verify_counts_missing_and_extra_files(tmp_path, capsys):
     assert "missing 1" in out and "2 extra file(s)" in out and "does not match" in out
 
 
-def test_manual_sources_print_the_steps(tmp_path, capsys):
+def test_manual_sources_print_the_steps(tmp_path, capsys, monkeypatch):
     spec = write_spec(tmp_path, "https://example.org/dataset", manual=["Open https://example.org and accept the "
                                                                        "licence", "Unzip it into $CYTOREG_DATA/mini"])
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path / "home"))
     assert run("data", "fetch", "mini", "--include", str(spec)) == 1
     out = capsys.readouterr().out
     assert "1. Open https://example.org and accept the licence\n" in out
-    assert "2. Unzip it into $CYTOREG_DATA/mini\n" in out
+    assert f"2. Unzip it into {tmp_path / 'home'}/mini\n" in out  # the folder it stands for, not the variable
     assert "cytoreg data verify mini" in out
 
 
@@ -269,3 +270,60 @@ def test_verify_counts_every_published_split_of_a_manifest_task(tmp_path, monkey
     rep2 = json.loads(capsys.readouterr().out)
     assert rep2["missing_files"] == [str(gone)]
     assert sum(c["found"] for c in rep2["classes"]) == sum(c["found"] for c in rep["classes"]) - 1
+
+
+def test_a_failed_fetch_says_what_is_kept_and_the_offline_route(tmp_path, capsys):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens: every attempt fails before a byte arrives
+    spec = write_spec(tmp_path, f"http://127.0.0.1:{port}/mini.zip")
+    assert run("data", "fetch", "mini", "--include", str(spec), "--no-progress", "--attempts", "1") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "nothing was written" in err and "resumes from there" not in err  # no .part to resume from
+    assert f"download http://127.0.0.1:{port}/mini.zip on another machine, unpack it into" in err
+    assert tree(tmp_path / "data" / "mini") == []
+
+
+def test_a_present_file_that_is_not_the_published_one_is_named(tmp_path, capsys):
+    blob = b"the published bytes" * 100
+    dest = tmp_path / "data" / "one"
+    spec = tmp_path / "one.yaml"
+    spec.write_text("spec: task/v1\nname: one\nkind: classification\nlabels: [a, b]\n"
+                    f"data: {{source: npz, file: {dest}/one.npz}}\n"
+                    f"download: {{dest: '{dest}', files: [{{url: 'http://127.0.0.1:9/one.npz', "
+                    f"sha256: '{hashlib.sha256(blob).hexdigest()}'}}]}}\n")
+    dest.mkdir(parents=True)
+    (dest / "one.npz").write_bytes(blob)
+    assert run("data", "fetch", "one", "--include", str(spec), "--no-progress") == 0
+    assert "SHA256 matches" in capsys.readouterr().out
+    (dest / "one.npz").write_bytes(blob[:-5])  # truncated by hand
+    assert run("data", "fetch", "one", "--include", str(spec), "--no-progress") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{dest / 'one.npz'} is there but is not the published file" in err and "delete it" in err
+
+
+def test_demo_ships_and_verify_without_published_counts_is_not_a_failure(capsys):
+    assert run("data", "fetch", "demo") == 0
+    assert "demo ships with cytoreg" in capsys.readouterr().out
+    assert run("data", "verify", "demo") == 0
+    out = capsys.readouterr().out
+    assert "extra label" not in out and "no published numbers to compare with" in out
+
+
+def test_absent_or_broken_npz_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path))
+    from cytoreg.registry.catalog import Catalog
+
+    assert run("data", "verify", "bloodmnist") == 2
+    err = capsys.readouterr().err
+    assert err.count("not found") == 1 and "cytoreg data fetch bloodmnist" in err
+    npz = Catalog.load().task("bloodmnist").get("data")
+    target = Path(npz["root"]) / npz["file"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("<html>not the file</html>")  # what a captive portal or an error page leaves behind
+    assert run("data", "verify", "bloodmnist") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not an .npz (zip) archive" in err and "allow_pickle" not in err and err.count("not an .npz") == 1

@@ -91,10 +91,13 @@ def test_verify_reports_the_subset_against_the_published_numbers(data_root, caps
         "published 7053d0359d879ad8a5505303e11de1dc")
 
 
-def test_eval_runs_on_the_subset(data_root, tmp_path):
+def test_eval_runs_on_the_subset(data_root, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["eval", "--tasks", "bloodmnist", "--models", "random", "-o", str(out), "--no-progress",
                  "--bootstrap", "50"]) == 0
+    # a subset is not the published file: the run says so (it used to pass without a word)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "bloodmnist: the data holds 240 test rows, the published test split has 3421" in err
     task = json.loads((out / "results.json").read_text())["tasks"]["bloodmnist"]
     assert task["labels"] == BLOOD
     assert task["class_counts"] == {lab: 29 for lab in BLOOD}  # 30 per class, one kept as the few-shot example

@@ -34,7 +34,9 @@ def _rows(catalog) -> list[dict]:
         rows.append({"name": e.name, "size": dl.size if dl else None, "license": spec.get("license", "?"),
                      "source": spec.get("download_url") or spec.get("homepage") or (dl.files[0].url if dl and dl.files
                                                                                     else "?"),
-                     "get": how, "present": here, "path": path})
+                     "get": how, "hf_mirror": (f"{dl.hf_mirror.repo}@{dl.hf_mirror.revision[:7]}"
+                                               if dl and dl.hf_mirror else None),
+                     "present": here, "path": path})
     return rows
 
 
@@ -49,20 +51,29 @@ def cmd_list(args) -> int:
         return 0
     table = Table(title="datasets (present = found at the spec's data path; built-ins read $CYTOREG_DATA)",
                   title_justify="left")
-    for col in ("task", "size", "licence", "from", "get", "present"):
+    for col in ("task", "size", "licence", "from", "get", "hf mirror (--from hf)", "present"):
         table.add_column(col, overflow="fold")
     for r in rows:
         mark = {True: Text("yes", "green"), False: Text("no", "red"), None: Text("-")}[r["present"]]
-        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"],
+        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"], r["hf_mirror"] or "-",
                       Text.assemble(mark, " ", r["path"]) if r["path"] else mark)
     _console().print(table)
     return 0
 
 
+def _data_home() -> str:
+    """What ``$CYTOREG_DATA`` stands for in the steps: the variable, else the built-in specs' default."""
+    import os
+    from pathlib import Path
+
+    return os.environ.get("CYTOREG_DATA") or str(Path("~/cytoreg-data").expanduser())
+
+
 def _manual(console, dl, spec) -> None:
     console.print(Text.assemble((spec.name, "bold"), " needs a manual step (no direct download):"))
+    home = _data_home()
     for i, step in enumerate(dl.manual, 1):
-        console.print(f"  {i}. {step}")
+        console.print(f"  {i}. {step.replace('${CYTOREG_DATA}', home).replace('$CYTOREG_DATA', home)}")
     if spec.get("layout"):
         console.print(f"  Expected layout: {spec.get('layout')}")
     console.print(f"  Then check it with: cytoreg data verify {spec.name}")
@@ -76,9 +87,31 @@ def cmd_fetch(args) -> int:
     spec = Catalog.load(args.include).task(args.name)
     dl = read_download(spec)
     console = _console()
+    root = str((spec.get("data") or {}).get("root", ""))
+    if root.startswith("package:"):
+        from cytoreg.tasks.sources.base import resolve_path
+
+        console.print(f"{spec.name} ships with cytoreg ({resolve_path(root)}); nothing to fetch")
+        return 0
     if dl is None:
-        raise CytoregError(f"task '{spec.name}' has no download: block in {spec.path}; get the data from "
-                           f"{spec.get('download_url') or spec.get('homepage') or '(no URL in the spec)'}")
+        layout = f" and lay it out as {spec.get('layout')}" if spec.get("layout") else ""
+        raise CytoregError(f"cytoreg has no download recipe for '{spec.name}': get the data from "
+                           f"{spec.get('download_url') or spec.get('homepage') or '(no URL in ' + str(spec.path) + ')'}"
+                           f"{layout}, at {(spec.get('data') or {}).get('root') or (spec.get('data') or {}).get('file')}; "
+                           f"then check it with `cytoreg data verify {spec.name}`")
+    if args.source == "hf":
+        import time
+
+        from cytoreg.datahub.hf_mirror import fetch_mirror
+
+        t0 = time.perf_counter()
+        installed = fetch_mirror(dl, spec, progress=not args.no_progress, report=lambda m: console.print(m))
+        for p in installed:
+            console.print(f"installed {p}")
+        if installed:
+            console.print(f"from {dl.hf_mirror.repo}@{dl.hf_mirror.revision[:12]} in {time.perf_counter() - t0:.1f} s")
+        console.print(f"check it with: cytoreg data verify {spec.name}")
+        return 0
     if not dl.files:
         _manual(console, dl, spec)
         return 1  # nothing was downloaded
@@ -115,7 +148,7 @@ def cmd_verify(args) -> int:
         table.add_column(col)
     for c in rep.classes:
         table.add_row(c.label, "?" if c.expected is None else str(c.expected), str(c.found),
-                      c.status if c.status == "ok" else Text(c.status, "red"))
+                      "found" if c.unpublished else c.status if c.status == "ok" else Text(c.status, "red"))
     console.print(table)
     for s, e, n in rep.splits:
         console.print(Text.assemble(f"split {s}: {n} (published {'?' if e is None else e})",
@@ -139,7 +172,10 @@ def cmd_verify(args) -> int:
             console.print(f"  ... and {len(rep.extra_files) - args.show} more (--show N)")
     if rep.note:
         console.print(rep.note)
-    console.print(Text.assemble(("OK", "green"), ": matches the published counts") if rep.ok else
+    unpublished = bool(rep.classes) and rep.classes[0].unpublished and not any(e is not None for _, e, _ in rep.splits)
+    console.print(Text.assemble(("found", "green"), f": {sum(c.found for c in rep.classes)} files; no published "
+                                "numbers to compare with") if rep.ok and unpublished else
+                  Text.assemble(("OK", "green"), ": matches the published counts") if rep.ok else
                   Text.assemble(("does not match", "red"), " the published numbers (see above)"))
     return 0 if rep.ok else 1
 
@@ -162,16 +198,21 @@ def register(sub, common) -> None:
     pl = dsub.add_parser("list", parents=[common], help="each dataset: size, licence, source, present or not")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=cmd_list)
-    pf = dsub.add_parser("fetch", parents=[common], help="download, check and unpack a task's dataset "
-                         "(resumable); prints the steps where a manual step is needed")
+    pf = dsub.add_parser("fetch", parents=[common], help="download, check and unpack a task's dataset into its "
+                         "data folder ($CYTOREG_DATA, default ~/cytoreg-data; resumable); where a manual step is "
+                         "needed, prints the steps and exits 1")
     pf.add_argument("name", help="task name")
     pf.add_argument("--attempts", type=int, default=5, help="tries per file (each resumes where the last ended)")
     pf.add_argument("--no-progress", action="store_true")
+    pf.add_argument("--from", dest="source", choices=("publisher", "hf"), default="publisher",
+                    help="publisher: the spec's download.files (default); hf: the Hugging Face datasets mirror in "
+                    "download.hf_mirror, through huggingface_hub (`cytoreg data list` shows which tasks have one)")
     pf.set_defaults(fn=cmd_fetch)
     pv = dsub.add_parser("verify", parents=[common], help="per-label file counts against the published ones; "
-                         "extra files; checksums")
+                         "extra files; checksums (exit 1 on a difference, 2 when the data is absent)")
     pv.add_argument("name", help="task name")
-    pv.add_argument("--show", type=int, default=20, help="extra files to list")
+    pv.add_argument("--show", type=int, default=20, metavar="N", help="how many extra / missing files to list "
+                    "(default 20)")
     pv.add_argument("--json", action="store_true")
     pv.set_defaults(fn=cmd_verify)
     px = dsub.add_parser("fixtures", help="build every benchmark dataset in its published layout under DIR "

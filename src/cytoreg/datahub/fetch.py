@@ -141,8 +141,9 @@ def download(f: FileSpec, part: Path, *, attempts: int = 5, backoff: float = 0.5
         if own:
             client.close()
     have = part.stat().st_size if part.exists() else 0
-    raise DataError(f"{f.url}: download failed after {attempts} attempts ({last_error}); {have} bytes are kept "
-                    f"in {part} and the next `cytoreg data fetch` resumes from there")
+    kept = (f"{have} bytes are kept in {part} and the next `cytoreg data fetch` resumes from there" if have else
+            "nothing was written")
+    raise DataError(f"{f.url}: download failed after {attempts} attempts ({last_error}); {kept}")
 
 
 def check(f: FileSpec, path: Path, digest: str | None = None) -> None:
@@ -266,7 +267,15 @@ def _fetch_all(dl: Download, staging: Path, installed: list[Path], progress: boo
         for f in dl.files:
             final = dl.dest / f.target
             if f.target and final.exists():
-                report(f"present: {final}")
+                if final.is_file() and f.algo:  # a file put there by hand or by an older fetch: is it the published one?
+                    got = file_digest(final, f.algo)
+                    if got != f.digest:
+                        raise DataError(f"{final} is there but is not the published file ({f.algo.upper()} {got}, "
+                                        f"published {f.digest}): a truncated or other download; delete it and run "
+                                        f"`cytoreg data fetch {dl.task}` again")
+                    report(f"present: {final} ({f.algo.upper()} matches)")
+                else:
+                    report(f"present: {final}")
                 continue
             staging.mkdir(exist_ok=True)
             part = staging / f"{f.name}.part"
@@ -279,7 +288,14 @@ def _fetch_all(dl: Download, staging: Path, installed: list[Path], progress: boo
                         bar.reset(tid, total=total)
                     else:
                         bar.update(tid, advance=n, total=total)
-            digest = download(f, part, attempts=attempts, backoff=backoff, on_bytes=hook)
+            try:
+                digest = download(f, part, attempts=attempts, backoff=backoff, on_bytes=hook)
+            except DataError as exc:
+                raise DataError(f"{exc}. Without network here: download {f.url} on another machine and copy it to "
+                                f"{final if f.target else dl.dest / f.name}, then run `cytoreg data fetch {dl.task}` "
+                                "again (it checks the file and unpacks it)" if not f.extract else
+                                f"{exc}. Without network here: download {f.url} on another machine, unpack it into "
+                                f"{dl.dest} (it creates {f.creates}), then `cytoreg data verify {dl.task}`") from None
             check(f, part, digest)
             if f.algo is None:
                 report(f"{f.name}: no published checksum; check it with `cytoreg data verify {dl.task}` (counts)")

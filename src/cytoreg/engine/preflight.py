@@ -58,6 +58,9 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     deferred: list[Problem] = field(default_factory=list)  # model problems a cached rerun may not hit
     notes: list[str] = field(default_factory=list)
+    #: shown during a run too: the data differs from what the spec says (fewer images than sampled,
+    #: a split size other than the published one)
+    warnings: list[str] = field(default_factory=list)
     work: list[Work] = field(default_factory=list)
     overridden: list[str] = field(default_factory=list)
 
@@ -89,7 +92,7 @@ class Report:
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "problems": [{"category": p.category, "message": p.message} for p in self.problems],
-                "notes": self.notes, "overrides": self.overridden,
+                "notes": self.notes, "warnings": self.warnings, "overrides": self.overridden,
                 "work": [w.__dict__ for w in self.work], "totals": self.totals()}
 
 
@@ -106,6 +109,8 @@ def run_preflight(cfg, catalog, *, explicit: bool = False) -> Report:
     if not explicit:  # --check prints them; a run logs them (-v shows them)
         for note in rep.notes:
             log.info(note)
+        for warning in rep.warnings:
+            log.warning(warning)
         t = rep.totals()
         log.info("plan: %d evaluation(s), %d request(s) to generative models before the cache%s",
                  len(rep.work), t["requests"], f", ≤ ${t['cost_usd_max']}" if t["cost_usd_max"] is not None else "")
@@ -203,10 +208,27 @@ def _prepare(cfg, rep: Report) -> None:
             by_split.setdefault(sf["split"], []).append(sf)
         for split, short in by_split.items():
             shown = ", ".join(f"'{s['label']}' {s['available']}/{s['requested']}" for s in short[:3])
-            rep.notes.append(f"{tspec.name}: {len(short)} label(s) have fewer {split} images than requested "
-                             f"({shown}{', ...' if len(short) > 3 else ''}; all in results.json)")
+            rep.warnings.append(f"{tspec.name}: {len(short)} label(s) have fewer {split} images than requested "
+                                f"({shown}{', ...' if len(short) > 3 else ''}; all in results.json)")
+        rep.warnings += _split_size_warnings(tspec, prep)
         if prep.skipped:
             rep.notes.append(f"{tspec.name}: {len(prep.skipped)} file(s) skipped (listed in results.json)")
+
+
+def _split_size_warnings(tspec, prep) -> list[str]:
+    """The split a one-file task reads (``data.split``, e.g. MedMNIST's test) against
+    ``reference.published_split_sizes``: another size means another file than the published one."""
+    data = tspec.get("data") or {}
+    sizes = (tspec.get("reference") or {}).get("published_split_sizes") or {}
+    split = data.get("split", "test") if data.get("source") == "npz" else data.get("split")
+    if not split or split not in sizes or prep.ledger is None:
+        return []
+    seen = prep.ledger.seen
+    if seen == sizes[split]:
+        return []
+    return [f"{tspec.name}: the data holds {seen} {split} rows, the published {split} split has {sizes[split]} "
+            f"(reference.published_split_sizes in {tspec.path}): not the published file? `cytoreg data verify "
+            f"{tspec.name}` compares it in full"]
 
 
 def _fewshot(rep: Report) -> None:
@@ -355,6 +377,8 @@ def render(rep: Report, console) -> None:
                   + (f"; {t['images']} image(s) for local encoders" if t["images"] else ""))
     for note in rep.notes:
         console.print(Text.assemble(("note", "yellow"), " ", note))
+    for warning in rep.warnings:
+        console.print(Text.assemble(("warning", "bold yellow"), " ", warning))
     for p in rep.problems:
         console.print(f"[red]problem[/red] {escape(f'[{p.category}]')} {escape(p.message)}", markup=True)
     if rep.ok:

@@ -39,10 +39,14 @@ class NpzSource(Source):
                             f"(data.file in {self.task.path}). Download: {self.task.get('download_url', '(none given)')}"
                             + (f", or run `cytoreg data fetch {self.task.name}`" if self.task.get("download") else ""))
         split = self.options.get("split", "test")
+        if not zipfile.is_zipfile(f):  # numpy would call any other file "pickled data" and suggest allow_pickle
+            raise DataError(f"{f}: not an .npz (zip) archive: a truncated or wrong download; delete it and run "
+                            f"`cytoreg data fetch {self.task.name}`" if self.task.get("download") else
+                            f"{f}: not an .npz (zip) archive: a truncated or wrong download; delete it and get it again")
         try:
             data = np.load(f, allow_pickle=False)
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{f}: not a readable .npz file ({exc})") from exc
+            raise DataError(f"{f}: not a readable .npz file ({exc}); delete it and get it again") from exc
         ik, lk = f"{split}_images", f"{split}_labels"
         if ik not in data or lk not in data:
             raise DataError(f"{f}: keys {ik!r} and {lk!r} expected, found {sorted(data.files)}")
