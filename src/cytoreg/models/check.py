@@ -42,6 +42,9 @@ def _source(spec: Any) -> tuple[str, str]:
             return "env", p["checkpoint_env"]
     if ckpt:
         return "file", os.path.expandvars(str(ckpt))
+    pre = str(p.get("pretrained") or "")
+    if adapter == "open_clip" and pre.endswith((".pt", ".pth", ".bin", ".safetensors")):  # a config + file
+        return "file", os.path.expandvars(pre)
     ref = str(p.get("pretrained") or p.get("model") or "")
     for prefix in ("hf-hub:", "hf_hub:"):
         if ref.startswith(prefix):
@@ -120,6 +123,10 @@ def _loadable(spec: Any, folder: Path) -> str:
 
 def check(spec: Any) -> Check:
     c = Check(spec.name, str(spec.get("adapter")))
+    if spec.get("adapter") == "musk":  # one safetensors file: hf_hub: in the cache, a file or a folder
+        from cytoreg.models.musk_adapter import models_check
+
+        return models_check(spec, c)
     kind, where = _source(spec)
     c.source = where
     gated = spec.get("gated")
@@ -140,6 +147,9 @@ def check(spec: Any) -> Check:
             c.ready = True
         else:
             c.add("weights", f"missing: {path} does not exist")
+            hint = (spec.get("params") or {}).get("download_hint")
+            if hint:
+                c.add("get it", hint)
         return c
     if kind == "folder":
         folder = Path(where).expanduser()
