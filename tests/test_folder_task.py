@@ -211,6 +211,13 @@ def test_encoders_are_probed_on_a_folder(my_cells, tmp_path):
     ids = task["sample_ids"]
     assert len(ids["fewshot"]) == 8 and len(ids["test"]) == 8 * 28
     assert len(ids["train"]) == 474 - 8 - 224  # every image left after the few-shot and test draws
+    from cytoreg.engine.preflight import run_preflight
+    from cytoreg.registry.catalog import Catalog
+    from cytoreg.scoring import EvalConfig
+
+    cfg = EvalConfig([str(my_cells)], ["tinybloom"], output=tmp_path / "x", include=[str(tmp_path / "bloom.yaml")])
+    pre = run_preflight(cfg, Catalog.load(cfg.include), explicit=True)
+    assert pre.totals()["images"] == 224 + len(ids["train"])  # --check counts the probe's training images too
     assert not (set(ids["train"]) & set(ids["test"])) and not (set(ids["fewshot"]) & set(ids["test"]))
     evs = {(e["model"], e["setting"]): e for e in res["evaluations"]}
     assert sorted(evs) == [("random", "zero_shot"), ("tinybloom", "probe")]
