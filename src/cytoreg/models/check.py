@@ -44,6 +44,9 @@ def _source(spec: Any) -> tuple[str, str]:
         return "hubfile", str(ckpt).split(":", 1)[1]
     if ckpt:
         return "file", os.path.expandvars(str(ckpt))
+    pre = str(p.get("pretrained") or "")
+    if adapter == "open_clip" and pre.endswith((".pt", ".pth", ".bin", ".safetensors")):  # a config + file
+        return "file", os.path.expandvars(pre)
     ref = str(p.get("pretrained") or p.get("model") or "")
     for prefix in ("hf-hub:", "hf_hub:"):
         if ref.startswith(prefix):
@@ -167,6 +170,10 @@ def _check_hub_file(c: Check, spec: Any, where: str) -> Check:
 
 def check(spec: Any) -> Check:
     c = Check(spec.name, str(spec.get("adapter")))
+    if spec.get("adapter") == "musk":  # one safetensors file: hf_hub: in the cache, a file or a folder
+        from cytoreg.models.musk_adapter import models_check
+
+        return models_check(spec, c)
     kind, where = _source(spec)
     c.source = where
     gated = spec.get("gated")
@@ -189,6 +196,9 @@ def check(spec: Any) -> Check:
             c.ready = True
         else:
             c.add("weights", f"missing: {path} does not exist")
+            hint = (spec.get("params") or {}).get("download_hint")
+            if hint:
+                c.add("get it", hint)
         return c
     if kind == "folder":
         folder = Path(where).expanduser()

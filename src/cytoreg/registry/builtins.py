@@ -32,6 +32,8 @@ for _name, _target, _kind, _desc in [
      "open_clip models (hf-hub:, local-dir:, built-in names with pretrained tags)"),
     ("conch", "cytoreg.models.open_clip_adapter:Conch", "embedder",
      "CONCH (MahmoodLab) through its published checkpoint format"),
+    ("musk", "cytoreg.models.musk_adapter:Musk", "embedder",
+     "MUSK (lilab-stanford) zero-shot through its own GitHub package: timm model, XLM-R tokenizer, README recipe"),
     ("hf", "cytoreg.models.hf_generate:HFGenerator", "generator",
      "local image-text-to-text models through transformers (LLaVA, Mllama, IDEFICS, Qwen2-VL, SmolVLM)"),
     ("hf_clip", "cytoreg.models.hf_clip:HFCLIP", "embedder",
