@@ -234,3 +234,19 @@ def test_cross_attention_families_refuse_image_token_pooling(twins, tmp_path):
     with pytest.raises(ModelLoadError, match="pooling 'image_tokens' does not apply .* gated cross-attention"):
         HFHiddenStates(Catalog.load([spec_dir]).model("bad-pool")).load()
     (spec_dir / "bad.yaml").unlink()
+
+
+def test_a_generator_checkpoint_with_its_own_code_needs_trust_remote_code(tmp_path):
+    """A config.json with auto_map under a spec without trust_remote_code is refused before loading:
+    transformers would otherwise build its built-in class from the config (its answers, not the model's)."""
+    import json
+
+    spec_dir, name = build_twin(tmp_path, "qwen2.5-vl-7b", {"max_tokens": 4})
+    folder = tmp_path / "qwen2.5-vl-7b"
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForImageTextToText": "modeling_custom.CustomVL"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError) as exc:
+        _adapter(spec_dir, name)
+    msg = str(exc.value)
+    assert "ships its own model code" in msg and "modeling_custom.py" in msg and "trust_remote_code: true" in msg

@@ -123,11 +123,12 @@ def test_a_model_that_cannot_run_is_never_ready(cache, no_keys, capsys, tmp_path
     rc = main(["models", "check", "pathgen-clip", "gpt-5", "claude-opus-4-7", "gemini-2.5-pro", "llava-med", "conch"])
     r = _report(capsys.readouterr().out)
     assert rc == 1
+    from cytoreg.registry.catalog import Catalog
+
+    pg = Catalog.load([]).model("pathgen-clip").get("params")
     assert r["pathgen-clip"] == [
-        f"weights  missing: the checkpoint file pathgen-clip.pt (params.pretrained, relative to the current folder "
-        f"{tmp_path}) does not exist",
-        "get it   download pathgen-clip.pt from https://huggingface.co/jamessyx/PathGen-CLIP and set "
-        "PATHGEN_CLIP_CHECKPOINT to its path", "status   NOT READY"]
+        f"weights  missing: the checkpoint file {pg['pretrained']} (params.pretrained, relative to the current "
+        f"folder {tmp_path}) does not exist", f"get it   {' '.join(pg['download_hint'].split())}", "status   NOT READY"]
     assert r["gpt-5"][0] == ("key      missing: environment variable OPENAI_API_KEY is not set; export your API key "
                              "there (never written to disk); or point -M base_url=... at a local server")
     assert r["claude-opus-4-7"][0].startswith("key      missing: environment variable ANTHROPIC_API_KEY is not set")

@@ -252,6 +252,9 @@ def test_new_task_from_folder(tmp_path):
             Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / "imgs" / cls / f"{i}.png")
     (tmp_path / "imgs" / "empty").mkdir()
     out = cli("new", "task", "my-cells", "--from-folder", str(tmp_path / "imgs"), "-o", str(tmp_path / "specs"))
+    assert out.returncode == 2 and "class folder(s) empty hold no images" in out.stderr  # as eval says (data error)
+    (tmp_path / "imgs" / "empty").rmdir()
+    out = cli("new", "task", "my-cells", "--from-folder", str(tmp_path / "imgs"), "-o", str(tmp_path / "specs"))
     assert out.returncode == 0, out.stderr
     spec = tmp_path / "specs" / "my-cells.yaml"
     out = cli("eval", "--include", str(spec), "--tasks", "my-cells", "--models", "random", "-o", str(tmp_path / "r"),
@@ -259,4 +262,4 @@ def test_new_task_from_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert res["tasks"]["my-cells"]["labels"] == ["blast", "normal cell"]
-    assert res["tasks"]["my-cells"]["n_test"] == 4  # min(3, 4) - 1 = 2 per class, one kept for few-shot
+    assert res["tasks"]["my-cells"]["n_test"] == 2  # 3 and 4 images: 1 few-shot, (3 - 1) // 2 = 1 test each, rest train

@@ -23,7 +23,7 @@ def bare(monkeypatch, tmp_path):
 
 def check(name):
     spec = Catalog.load().model(name)
-    return model_check(spec, ADAPTERS.get(spec.get("adapter"))(spec)).messages()
+    return model_check(spec, ADAPTERS.get(spec.get("adapter"))(spec), deep=False).messages()
 
 
 @pytest.mark.parametrize("model, fragments", [
@@ -82,15 +82,16 @@ def test_base_class_check_is_the_shared_answer_and_an_override_only_adds(bare):
 
     spec = Catalog.load().model("phikon-v2")
     assert HFFeatures.check is ModelAdapter.check
-    assert HFFeatures(spec).check() == model_check(spec).messages() != []
+    assert HFFeatures(spec).check() == model_check(spec, deep=False).messages() != []
 
     class Extra(ModelAdapter):
         def check(self):
             return super().check() + [f"model '{self.name}': needs the frobnicator"]
 
-    assert model_check(spec, Extra(spec)).messages() == model_check(spec).messages()  # weights first, alone
+    # the weights first, alone
+    assert model_check(spec, Extra(spec), deep=False).messages() == model_check(spec, deep=False).messages()
     random = Catalog.load().model("random")
-    assert model_check(random, Extra(random)).messages() == ["model 'random': needs the frobnicator"]
+    assert model_check(random, Extra(random), deep=False).messages() == ["model 'random': needs the frobnicator"]
 
 
 def _check_run(tmp_path, models, capsys, *extra):
@@ -138,10 +139,10 @@ def test_another_adapters_params_are_read_only_where_they_are_clear(bare, tmp_pa
     def spec(params):
         return Spec("model", "p", {"adapter": "my-plugin", "params": params}, Path(tmp_path / "p.yaml"), "test")
 
-    (msg,) = model_check(spec({"model": "hf_hub:org/musk"})).messages()
+    (msg,) = model_check(deep=False, spec=spec({"model": "hf_hub:org/musk"})).messages()
     assert msg.startswith(f"model 'p': weights missing: org/musk (params.model) is not in the Hugging Face cache {bare}")
-    (msg,) = model_check(spec({"model": str(tmp_path / "w.pt")})).messages()
+    (msg,) = model_check(deep=False, spec=spec({"model": str(tmp_path / "w.pt")})).messages()
     assert msg == f"model 'p': weights missing: the checkpoint file {tmp_path / 'w.pt'} (params.model) does not exist"
-    c = model_check(spec({"model": "ViT-B/16"}))
+    c = model_check(deep=False, spec=spec({"model": "ViT-B/16"}))
     assert c.ready and c.lines == [("weights", "no weights cytoreg can locate in the spec's params (my-plugin "
                                                "adapter: ViT-B/16); the adapter's own check() answers")]

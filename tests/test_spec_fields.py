@@ -133,6 +133,19 @@ TASK = {
     "download.manual": "test_datahub.py::test_manual_sources_print_the_steps",
     "download.note": DOC,  # printed by `cytoreg data fetch` (cli/data_cmd.py)
     "download.splits": "test_datahub.py::test_verify_counts_every_published_split_of_a_manifest_task",
+    # cytoreg data fetch --from hf
+    "download.hf_mirror": "test_hf_mirror.py::test_a_mirrored_published_file_is_fetched_verified_and_evaluated",
+    "download.hf_mirror.repo": "test_hf_mirror.py::test_a_mirrored_published_file_is_fetched_verified_and_evaluated",
+    "download.hf_mirror.revision": "test_hf_mirror.py::test_a_mirrored_published_file_is_fetched_verified_and_evaluated",
+    "download.hf_mirror.source": DOC,  # where the mirror's layout was confirmed (the spec's own record)
+    "download.hf_mirror.files": "test_hf_mirror.py::test_a_mirror_file_with_the_wrong_md5_is_refused",
+    "download.hf_mirror.parquet": "test_hf_mirror.py::test_parquet_mirror_is_laid_out_by_classlabel_names_then_verified_and_evaluated",
+    "download.hf_mirror.parquet.splits": "test_hf_mirror.py::test_a_count_that_differs_from_the_published_one_installs_nothing",
+    "download.hf_mirror.parquet.image_column": "test_hf_mirror.py::test_parquet_mirror_is_laid_out_by_classlabel_names_then_verified_and_evaluated",
+    "download.hf_mirror.parquet.label_column": "test_hf_mirror.py::test_parquet_mirror_is_laid_out_by_classlabel_names_then_verified_and_evaluated",
+    "download.hf_mirror.parquet.label_names": "test_hf_mirror.py::test_label_map_null_leaves_a_class_out_and_names_without_classlabel_are_asked_for",
+    "download.hf_mirror.parquet.label_map": "test_hf_mirror.py::test_an_unmapped_label_name_installs_nothing",
+    "download.hf_mirror.parquet.creates": "test_hf_mirror.py::test_parquet_mirror_is_laid_out_by_classlabel_names_then_verified_and_evaluated",
     "reference.published_split_sizes": "test_datahub.py::test_verify_counts_every_published_split_of_a_manifest_task",
     "statistics.ci": "test_metrics.py::test_task_spec_chooses_bca_intervals",
 }

@@ -23,6 +23,15 @@ ZENODO = "https://zenodo.org/records/10519652"
 CITE = ("Yang J. et al. MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image "
         "classification. Scientific Data 10:41 (2023). doi:10.1038/s41597-022-01721-8")
 
+# The 28 px files, byte for byte, on the Hugging Face Hub: albertvillanova/medmnist-v2, data/<flag>.npz,
+# added in commit 0472595 ("Add data files"; later commits change only the card and a loading script).
+# The commit page lists each file's LFS pointer; bloodmnist's (SHA-256 below, size 35,461,855) was read
+# there. No mirror of the 64/128/224 px files was found whose images are the published pixels.
+HF_MIRROR = {"repo": "albertvillanova/medmnist-v2", "revision": "0472595ab51916346dc4ad40f7b77551f2171403",
+             "source": "https://huggingface.co/datasets/albertvillanova/medmnist-v2/commit/"
+                       "0472595ab51916346dc4ad40f7b77551f2171403 (LFS pointers of data/*.npz)"}
+HF_SHA256 = {"bloodmnist": "062023e186f537e26b3c21ea3b2614ddfc475e8a14825dfd20663bbb7e37bddc"}
+
 SETS = {
     "bloodmnist": {
         "title": "BloodMNIST", "domain": "haematology", "license": "CC BY 4.0", "what": "blood cell types",
@@ -110,7 +119,10 @@ def main() -> None:
             "layout": f"medmnist/{flag}.npz (28 px) or {flag}_<64|128|224>.npz: keys train/val/test _images "
                       "(N,H,W,3) uint8 and _labels (N,1)",
             "download": {"dest": DATA, "files": [file_entry(flag, 28, s)],
-                         "note": "MD5 as published by MedMNIST (info.py); the publisher gives no SHA-256"},
+                         "note": "MD5 as published by MedMNIST (info.py); the publisher gives no SHA-256",
+                         "hf_mirror": dict(HF_MIRROR, files=[dict({"path": f"data/{flag}.npz", "name": f"{flag}.npz"},
+                                                                  **({"sha256": HF_SHA256[flag]}
+                                                                     if flag in HF_SHA256 else {}))])},
             "data": {"source": "npz", "root": DATA, "file": f"{flag}.npz", "split": "test",
                      "class_names": s["labels"]},
             "labels": s["labels"], "sampling": dict(SAMPLING), "settings": ["zero_shot", "few_shot"],
@@ -127,7 +139,8 @@ def main() -> None:
                 "spec": "task/v1", "name": f"{flag}-{size}", "extends": flag,
                 "description": f"{s['title']} (MedMNIST+, {size}x{size} px): {s['about']}; the official test split",
                 "download": {"dest": DATA, "files": [file_entry(flag, size, s)],
-                             "note": "MD5 as published by MedMNIST (info.py); the publisher gives no SHA-256"},
+                             "note": "MD5 as published by MedMNIST (info.py); the publisher gives no SHA-256",
+                             "hf_mirror": None},  # the mirror holds the 28 px file only
                 "data": {"file": fname},
             })
 

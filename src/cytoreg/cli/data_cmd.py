@@ -34,7 +34,9 @@ def _rows(catalog) -> list[dict]:
         rows.append({"name": e.name, "size": dl.size if dl else None, "license": spec.get("license", "?"),
                      "source": spec.get("download_url") or spec.get("homepage") or (dl.files[0].url if dl and dl.files
                                                                                     else "?"),
-                     "get": how, "present": here, "path": path})
+                     "get": how, "hf_mirror": (f"{dl.hf_mirror.repo}@{dl.hf_mirror.revision[:7]}"
+                                               if dl and dl.hf_mirror else None),
+                     "present": here, "path": path})
     return rows
 
 
@@ -49,11 +51,11 @@ def cmd_list(args) -> int:
         return 0
     table = Table(title="datasets (present = found at the spec's data path; built-ins read $CYTOREG_DATA)",
                   title_justify="left")
-    for col in ("task", "size", "licence", "from", "get", "present"):
+    for col in ("task", "size", "licence", "from", "get", "hf mirror (--from hf)", "present"):
         table.add_column(col, overflow="fold")
     for r in rows:
         mark = {True: Text("yes", "green"), False: Text("no", "red"), None: Text("-")}[r["present"]]
-        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"],
+        table.add_row(r["name"], _size(r["size"]), r["license"], r["source"], r["get"], r["hf_mirror"] or "-",
                       Text.assemble(mark, " ", r["path"]) if r["path"] else mark)
     _console().print(table)
     return 0
@@ -97,6 +99,19 @@ def cmd_fetch(args) -> int:
                            f"{spec.get('download_url') or spec.get('homepage') or '(no URL in ' + str(spec.path) + ')'}"
                            f"{layout}, at {(spec.get('data') or {}).get('root') or (spec.get('data') or {}).get('file')}; "
                            f"then check it with `cytoreg data verify {spec.name}`")
+    if args.source == "hf":
+        import time
+
+        from cytoreg.datahub.hf_mirror import fetch_mirror
+
+        t0 = time.perf_counter()
+        installed = fetch_mirror(dl, spec, progress=not args.no_progress, report=lambda m: console.print(m))
+        for p in installed:
+            console.print(f"installed {p}")
+        if installed:
+            console.print(f"from {dl.hf_mirror.repo}@{dl.hf_mirror.revision[:12]} in {time.perf_counter() - t0:.1f} s")
+        console.print(f"check it with: cytoreg data verify {spec.name}")
+        return 0
     if not dl.files:
         _manual(console, dl, spec)
         return 1  # nothing was downloaded
@@ -189,6 +204,9 @@ def register(sub, common) -> None:
     pf.add_argument("name", help="task name")
     pf.add_argument("--attempts", type=int, default=5, help="tries per file (each resumes where the last ended)")
     pf.add_argument("--no-progress", action="store_true")
+    pf.add_argument("--from", dest="source", choices=("publisher", "hf"), default="publisher",
+                    help="publisher: the spec's download.files (default); hf: the Hugging Face datasets mirror in "
+                    "download.hf_mirror, through huggingface_hub (`cytoreg data list` shows which tasks have one)")
     pf.set_defaults(fn=cmd_fetch)
     pv = dsub.add_parser("verify", parents=[common], help="per-label file counts against the published ones; "
                          "extra files; checksums (exit 1 on a difference, 2 when the data is absent)")

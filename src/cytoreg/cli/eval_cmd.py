@@ -216,7 +216,9 @@ def check(cfg) -> int:
 
 def register(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="run tasks × models")
-    p.add_argument("--tasks", action="append", help="comma-separated task names")
+    p.add_argument("--tasks", action="append", help="comma-separated task names, or your own images: a folder "
+                   "with one sub-folder per class (./my_cells) or a CSV/TSV with columns path,label; a task spec "
+                   "file (.yaml) works too")
     p.add_argument("--models", action="append", help="comma-separated model names")
     p.add_argument("--output", "-o", help="run folder (results.json, samples.jsonl); default: a fresh "
                    "runs/<timestamp>/ with runs/latest pointing at it. A finished run folder is only re-used "

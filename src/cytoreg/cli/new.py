@@ -3,8 +3,8 @@
 - ``new plugin NAME -o DIR``: an installable plugin package (pyproject.toml with the entry
   points, an ``Embedder`` whose weights are read in ``load()``, a numpy ``preprocess``, a metric,
   a task that extends ``demo`` and removes labels, data and weights shipped in the package).
-- ``new task NAME --from-folder DIR``: a task spec for a folder with one sub-folder per class,
-  validated before it is written.
+- ``new task [NAME] --from-folder DIR|CSV``: the task spec ``eval --tasks DIR|CSV`` runs (folder of
+  class sub-folders, or CSV of path,label), as YAML to edit, validated before it is written.
 """
 from __future__ import annotations
 
@@ -219,52 +219,27 @@ def new_plugin(name: str, out: Path, force: bool = False) -> Path:
     return out
 
 
-def new_task(name: str, folder: Path, out: Path | None) -> Path:
-    """A classification task for ``folder/<class>/*.<image>``: labels are the folder names."""
+def new_task(name: str | None, source: Path, out: Path | None) -> Path:
+    """Write :func:`~cytoreg.tasks.folder_task.spec_from_folder`'s spec for ``source`` (a folder of
+    class sub-folders, or a CSV/TSV of path,label) as YAML, validated: exactly the task that
+    ``cytoreg eval --tasks SOURCE`` runs, to edit and keep."""
     from cytoreg.registry.catalog import Catalog
-    from cytoreg.tasks.sources.base import IMAGE_SUFFIXES, is_junk
+    from cytoreg.tasks.folder_task import spec_from_folder, spec_yaml
 
-    if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", name):
+    if name is not None and not re.match(r"^[a-z0-9][a-z0-9_.-]*$", name):
         raise CytoregError(f"task name '{name}': use lower-case letters, digits, '-', '_' or '.'")
-    folder = folder.expanduser().resolve()
-    if not folder.is_dir():
-        raise CytoregError(f"--from-folder {folder}: not a folder")
-    classes = {}
-    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not is_junk(p) and not p.name.startswith(".")):
-        n = sum(1 for f in d.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not is_junk(f))
-        if n:
-            classes[d.name] = n
-    if len(classes) < 2:
-        raise CytoregError(f"--from-folder {folder}: found {len(classes)} class folder(s) with images; a task needs "
-                           "at least 2 (layout: DIR/<class>/<image>)")
-    per_class = min(50, max(1, min(classes.values()) - 1))
-    labels = list(classes)
-    quoted = ", ".join(labels)
-    lines = [
-        "spec: task/v1", f"name: {name}", "kind: classification",
-        f"description: {len(labels)} classes from {folder.name} (written by cytoreg new task; edit freely)",
-        "data:", "  source: imagefolder", f"  root: {folder}", "  label_from: folder",
-        "labels:", *[f"- {_yaml_str(lab)}" for lab in labels],
-        "sampling:", "  seed: 42", f"  test_per_class: {per_class}", "  fewshot_per_class: 1",
-        "  order: [fewshot, test]",
-        "settings: [zero_shot, few_shot]",
-        "prompts:",
-        "  zero_shot: " + _yaml_str(f"Which of these classes is shown in the image: {quoted}? "
-                                    "Answer with the class name only."),
-        "  few_shot:", "    example: 'This image shows {label}.'",
-        "  clip:", "    templates:", "    - 'an image of {label}'",
-        "metrics: [accuracy, balanced_accuracy, f1_weighted, f1_macro, invalid_rate, per_class, confusion_matrix, "
-        "auc_macro, auc_per_class]",
-        "primary_metric: f1_weighted", "",
-        "# images per class found: " + ", ".join(f"{k}: {v}" for k, v in classes.items()), "",
-    ]
+    src = source.expanduser()
+    if not src.exists():
+        raise CytoregError(f"--from-folder {source}: no such folder or CSV (looked at {src.resolve()})")
+    spec = spec_from_folder(src, name=name)
+    name = spec["name"]
     target = out or Path(f"{name}.yaml")
-    if target.is_dir() or target.suffix.lower() not in (".yaml", ".yml", ".json"):
+    if target.is_dir() or target.suffix.lower() not in (".yaml", ".yml"):
         target = target / f"{name}.yaml"  # -o a folder (existing or not)
     if target.exists():
         raise CytoregError(f"{target} exists; remove it or pass -o another file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines))
+    target.write_text(spec_yaml(spec, src.resolve()), encoding="utf-8")
     try:
         Catalog.load([str(target)])
     except CytoregError:
@@ -273,32 +248,32 @@ def new_task(name: str, folder: Path, out: Path | None) -> Path:
     return target
 
 
-def _yaml_str(s: str) -> str:
-    import json
-
-    return json.dumps(s, ensure_ascii=False)
-
-
 def cmd_new(args) -> int:
     console = _console()
     if args.what == "plugin":
+        if not args.name:
+            raise CytoregError("new plugin needs a NAME (lower case), e.g. cytoreg new plugin my-plugin")
         out = Path(args.output or args.name)
         new_plugin(args.name, out)
         console.print(f"plugin written to {out}; install it with: pip install -e {out}  (then: cytoreg list)")
         return 0
     if not args.from_folder:
-        raise CytoregError("new task needs --from-folder DIR (one sub-folder per class)")
+        raise CytoregError("new task needs --from-folder DIR (one sub-folder per class) or --from-folder FILE.csv "
+                           "(columns path,label)")
     target = new_task(args.name, Path(args.from_folder), Path(args.output) if args.output else None)
-    console.print(f"task spec written to {target} (validated); run it: cytoreg eval --include {target} "
-                  f"--tasks {args.name} --models random --check")
+    console.print(f"task spec written to {target} (validated; the task `cytoreg eval --tasks {args.from_folder}` "
+                  f"runs); run it: cytoreg eval --tasks {target} --models random --check")
     return 0
 
 
 def register(sub, common) -> None:
     p = sub.add_parser("new", help="write a plugin package or a task spec from a template")
     p.add_argument("what", choices=["plugin", "task"])
-    p.add_argument("name", help="plugin (distribution) name or task name, lower case")
+    p.add_argument("name", nargs="?", help="plugin (distribution) name, or task name (lower case; a task's "
+                   "defaults to the folder's or CSV's name)")
     p.add_argument("--output", "-o", help="plugin: folder to create (default ./NAME); task: file or folder "
                    "(default ./NAME.yaml)")
-    p.add_argument("--from-folder", metavar="DIR", help="task: a folder with one sub-folder of images per class")
+    p.add_argument("--from-folder", metavar="DIR|CSV", help="task: a folder with one sub-folder of images per class, "
+                   "or a CSV/TSV with columns path,label (paths relative to the CSV's folder); writes the spec "
+                   "`cytoreg eval --tasks DIR|CSV` runs")
     p.set_defaults(fn=cmd_new)

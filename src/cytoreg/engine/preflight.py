@@ -48,6 +48,7 @@ class Work:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost_usd: float | None = None
+    encoded: int = 0           # images a local encoder reads for this setting (a probe: train and val too)
 
 
 @dataclass
@@ -88,7 +89,16 @@ class Report:
         cost = [w.cost_usd for w in self.work if w.cost_usd is not None]
         return {"requests": reqs, "tokens_in": sum(tin) if tin else None, "tokens_out_max": sum(tout) if tout else None,
                 "cost_usd_max": round(sum(cost), 4) if cost else None,
-                "images": sum(w.samples for w in self.work if w.capability in ("embedder", "features"))}
+                "images": self.encoded_images()}
+
+    def encoded_images(self) -> int:
+        """Images local encoders read: per task × model the most any setting reads (the settings share
+        the cached embeddings of the test images)."""
+        most: dict[tuple[str, str], int] = {}
+        for w in self.work:
+            if w.capability in ("embedder", "features"):
+                most[(w.task, w.model)] = max(most.get((w.task, w.model), 0), w.encoded)
+        return sum(most.values())
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "problems": [{"category": p.category, "message": p.message} for p in self.problems],
@@ -319,6 +329,9 @@ def _estimate(cfg, rep: Report) -> None:
         cap = adapter_cls.capability
         for setting in rep.settings[(tspec.name, mspec.name)]:
             w = Work(tspec.name, mspec.name, setting, cap, n)
+            if cap in ("embedder", "features"):
+                w.encoded = n + (len(prep.split.train) + len(prep.split.val) if prep is not None and setting == "probe"
+                                 else 0)
             if cap == "generator":
                 gen = mspec.get("generation") or {}
                 tries = int(gen.get("tries", 1))

@@ -21,7 +21,7 @@ from cytoreg.models.weights import hf_cache_dir, library_words
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 API_ADAPTERS = ("openai", "gemini", "anthropic", "vlmeval")
-HF_ADAPTERS = ("hf", "hf_clip", "hf_features", "hf_hidden")
+HF_ADAPTERS = ("hf", "hf_clip", "hf_features", "hf_hidden", "hf_remote_clip")
 #: config files read before any weights: a broken one is named here, not by json's own words
 CONFIG_FILES = ("config.json", "preprocessor_config.json", "open_clip_config.json", "processor_config.json")
 
@@ -32,7 +32,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "timm": (("timm", "torch", "torchvision"), "pip install 'cytoreg[clip]'"),
     "open_clip": (("open_clip", "torch"), "pip install 'cytoreg[clip]'"),
     "conch": (("conch", "torch"), "pip install conch-fork (or git+https://github.com/mahmoodlab/CONCH)"),
-    "hf": _HF, "hf_clip": _HF, "hf_features": _HF, "hf_hidden": _HF,
+    "hf": _HF, "hf_clip": _HF, "hf_features": _HF, "hf_hidden": _HF, "hf_remote_clip": _HF,
     "openai": (("openai",), _API), "gemini": (("google.genai",), _API), "anthropic": (("anthropic",), _API),
     "vlmeval": (("vlmeval",), "pip install 'cytoreg[vlmeval]' (ms-vlmeval)"),
 }
@@ -44,6 +44,9 @@ SUPERSEDED = frozenset({
     "cytoreg.models.hf_generate.HFGenerator.check", "cytoreg.models.openai_api.OpenAIChat.check",
     "cytoreg.models.gemini_api.GeminiChat.check", "cytoreg.models.anthropic_api.AnthropicChat.check",
     "cytoreg.models.vlmeval_bridge.VLMEvalBridge.check"})
+#: adapter -> (module, function) that loads what ``models check`` loads beyond config and processor
+#: (called as ``fn(spec, Check)`` once the shared checks passed; it sets ``ready``)
+DEEP_HOOKS: dict[str, tuple[str, str]] = {"musk": ("cytoreg.models.musk_adapter", "models_check")}
 #: API adapter -> (key variables, any of which will do; the variable a base_url may come from)
 ENDPOINTS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "openai": (("OPENAI_API_KEY",), "OPENAI_BASE_URL"),
@@ -62,10 +65,15 @@ class Check:
     lines: list[tuple[str, str]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (category, message) for the preflight
     warnings: list[str] = field(default_factory=list)
+    verdict: bool | None = field(default=None, repr=False)  # a deep hook's own word (see DEEP_HOOKS)
 
     @property
     def ready(self) -> bool:
-        return not self.problems
+        return not self.problems and self.verdict is not False
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self.verdict = bool(value)
 
     def add(self, key: str, text: str) -> None:
         self.lines.append((key, text))
@@ -159,6 +167,9 @@ def _source(spec: Any) -> Source:
         ckpt = os.environ.get(p["checkpoint_env"])
         if not ckpt and not p.get("pretrained"):
             return Source("env", p["checkpoint_env"], "params.checkpoint_env")
+    if ckpt and _hub_ref(str(ckpt)):  # hf-hub:<org>/<repo> or hf-hub:<org>/<repo>/<file> (one file of it)
+        parts = _hub_ref(str(ckpt)).split("/")
+        return Source("hub", "/".join(parts[:2]), "params.checkpoint", "/".join(parts[2:]) or None)
     if ckpt:
         return Source("file", str(Path(os.path.expandvars(str(ckpt))).expanduser()), "params.checkpoint")
     if adapter == "open_clip":
@@ -217,7 +228,9 @@ def _weights(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def _size(n: int) -> str:
+def _size(n: int | list[Path]) -> str:
+    if isinstance(n, list):
+        n = sum(f.stat().st_size for f in n if f.exists())
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
@@ -270,6 +283,17 @@ def _loadable(spec: Any, folder: Path) -> str:
 
     hf_logging.set_verbosity_error()
     trust = bool(spec.get("trust_remote_code", False))
+    if adapter == "hf_remote_clip":  # the remote module runs (trusted): its timm swaps stay inside
+        from transformers import AutoTokenizer
+
+        from cytoreg.models.hf_remote_clip import confined_globals
+
+        if not trust:
+            raise ValueError(f"the checkpoint runs its own model code: set trust_remote_code: true in {spec.path}")
+        with confined_globals(str(folder)):
+            cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+            tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True)
+        return f"{type(cfg).__name__} ({cfg.model_type}), {type(tok).__name__}"
     cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust)
     if adapter == "hf_features":
         from transformers import AutoImageProcessor
@@ -280,6 +304,37 @@ def _loadable(spec: Any, folder: Path) -> str:
 
         proc = AutoProcessor.from_pretrained(str(folder), trust_remote_code=trust)
     return f"{type(cfg).__name__} ({cfg.model_type}), {type(proc).__name__}"
+
+
+def _loadable_file(spec: Any) -> str:
+    """One weights file of a hub repo (no config beside it): for timm, the installed timm has the
+    architecture the spec names."""
+    arch = (spec.get("params") or {}).get("arch")
+    if spec.get("adapter") != "timm" or not arch:
+        return "weights present (one file; nothing more to load without reading it)"
+    import timm
+
+    if not timm.is_model(arch):
+        raise ValueError(f"the installed timm {timm.__version__} has no architecture {arch} (params.arch)")
+    return f"timm architecture {arch}"
+
+
+def _deep_hook(c: Check, spec: Any) -> None:
+    """An adapter's own deep check (DEEP_HOOKS): its lines beyond the weights, and its verdict."""
+    import importlib
+
+    module, fn = DEEP_HOOKS[c.adapter]
+    own = Check(c.name, c.adapter, verdict=False)
+    try:
+        getattr(importlib.import_module(module), fn)(spec, own)
+    except Exception as exc:  # noqa: BLE001 - a hook must not end the report
+        own.add("loads", f"no: {library_words(exc)}")
+    for key, text in own.lines:
+        if key != "weights" and (key, text) not in c.lines:
+            c.add(key, text)
+    if not own.ready:
+        last = next((f"{k} {t}" for k, t in reversed(own.lines) if k != "licence"), "its own check failed")
+        c.problems.append(("weights", f"model '{c.name}': {last}"))
 
 
 def _packages(c: Check, adapter: str) -> None:
@@ -325,9 +380,10 @@ def _endpoint(c: Check, spec: Any) -> None:
                              f"key there (never written to disk){fix}")
 
 
-def check(spec: Any, adapter: Any = None, *, deep: bool = False) -> Check:
+def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
     """Packages, weights, key and endpoint of ``spec``; ``adapter`` (an instance) adds its own
-    ``check()`` when it overrides it; ``deep`` also loads config and processor (no weights)."""
+    ``check()`` when it overrides it; ``deep`` (``models check``) also loads config and processor
+    (no weights); the preflight passes ``deep=False``."""
     name = str(spec.get("adapter"))
     c = Check(spec.name, name)
     _packages(c, name)
@@ -348,6 +404,8 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = False) -> Check:
     if name == "conch" and model.endswith(".json") and not _relative_to_spec(spec, model).is_file():
         c.fail("weights", "config", f"missing: the CONCH config {_relative_to_spec(spec, model)} (params.model) "
                                     "does not exist")
+    if deep and c.ready and name in DEEP_HOOKS:
+        _deep_hook(c, spec)
     if c.ready and adapter is not None:
         _adapter_extras(c, adapter)
     return c
@@ -395,7 +453,7 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
         return
     if deep:
         try:
-            c.add("loads", _loadable(spec, folder))
+            c.add("loads", _loadable_file(spec) if src.filename else _loadable(spec, folder))
         except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the folder
             c.fail("weights", "loads", f"no: {folder}: {library_words(exc)}")
     if spec.get("gated") and src.kind == "hub":

@@ -65,6 +65,9 @@ class HFCLIP(Embedder):
             dtype = torch.float32
         hf_logging.disable_progress_bar()
         kwargs = {"revision": self.params["revision"]} if "revision" in self.params else {}
+        from cytoreg.models.remote_code import refuse_untrusted
+
+        refuse_untrusted(self.spec, self.model_id, self.params.get("revision"))  # no silent built-in stand-in
         try:
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
             processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)

@@ -4,8 +4,9 @@
 ``preprocessor_config.json``; the spec's ``preprocess`` states the card's numbers, and a checkpoint
 whose processor disagrees is named on stderr (the checkpoint's processor is what runs). Pooling follows the
 card: ``cls`` (``last_hidden_state[:, 0]``), ``pooler`` (``pooler_output``), or ``cls+mean`` (CLS ⊕
-mean of the patch tokens after the ``num_register_tokens`` registers). torch / transformers are
-imported only in :meth:`load`."""
+mean of the patch tokens after the ``num_register_tokens`` registers). A checkpoint that ships
+its own code (``auto_map``) loads only under a spec with ``trust_remote_code``
+(:mod:`cytoreg.models.remote_code`). torch / transformers are imported only in :meth:`load`."""
 from __future__ import annotations
 
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import FeatureExtractor
+from cytoreg.models.remote_code import refuse_untrusted
 from cytoreg.models.weights import hub_identity, hub_missing, pick_device
 
 
@@ -83,6 +85,7 @@ class HFFeatures(FeatureExtractor):
         hint = self.params.get("download_hint")
         if self.spec.get("gated"):
             hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
+        refuse_untrusted(self.spec, self.model_id, self.params.get("revision"))
         try:
             processor = AutoImageProcessor.from_pretrained(self.model_id, **kwargs)
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)

@@ -155,6 +155,9 @@ def load_hf(adapter) -> None:
         from transformers import BitsAndBytesConfig
 
         model_kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    from cytoreg.models.remote_code import refuse_untrusted
+
+    refuse_untrusted(adapter.spec, adapter.model_id, params.get("revision"))  # transformers would substitute its own class
     try:
         processor = AutoProcessor.from_pretrained(adapter.model_id, **kwargs)
         model = AutoModelForImageTextToText.from_pretrained(adapter.model_id, **model_kwargs)

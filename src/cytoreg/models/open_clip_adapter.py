@@ -110,6 +110,7 @@ class OpenCLIP(Embedder):
             raise ModelLoadError(f"model '{self.name}' needs open_clip and torch: pip install 'cytoreg[clip]' ({exc})") from exc
         device = pick_device(self.device)
         precision = self.params.get("precision", "fp32") if device != "cpu" else "fp32"
+        self._check_grid()
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 self.model_id, pretrained=self.params.get("pretrained"), precision=precision, device=device,
@@ -121,6 +122,35 @@ class OpenCLIP(Embedder):
         self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
         self._device = device
         self._torch = torch
+
+    def _check_grid(self) -> None:
+        """A checkpoint file for a named config: its position embedding must have the config's grid.
+        open_clip resamples a mismatching one without a word, which for a published checkpoint means
+        the spec names the wrong config (ViT-L-14 vs ViT-L-14-336)."""
+        pre = self.params.get("pretrained")
+        path = Path(pre).expanduser() if pre else None
+        if path is None or not path.is_file() or self.model_id.startswith(("hf-hub:", "local-dir:")):
+            return
+        import open_clip
+
+        vision = (open_clip.get_model_config(self.model_id) or {}).get("vision_cfg") or {}
+        size, patch = vision.get("image_size"), vision.get("patch_size")
+        if not isinstance(size, int) or not isinstance(patch, int):
+            return
+        try:
+            have = checkpoint_positions(path)
+        except Exception as exc:  # noqa: BLE001 - pickled objects beyond weights, a truncated file
+            raise ModelLoadError(f"model '{self.name}': cannot read {path} (params.pretrained in {self.spec.path}) "
+                                 f"as open_clip weights with weights_only=True: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        want = (size // patch) ** 2 + 1
+        if have is not None and have != want:
+            side = round((have - 1) ** 0.5)
+            raise ModelLoadError(
+                f"model '{self.name}': {path} holds {have} image positions ({side} x {side} patches + CLS: "
+                f"{side * patch} px at patch {patch}), the open_clip config '{self.model_id}' expects {want} "
+                f"({size} px); open_clip would resample them silently. Set params.model in {self.spec.path} "
+                f"to the config of the checkpoint's resolution")
 
     def _ensure(self) -> None:
         if self._model is None:
@@ -152,6 +182,31 @@ class OpenCLIP(Embedder):
 
     def close(self) -> None:
         self._model = None
+
+
+def checkpoint_positions(path: Path) -> int | None:
+    """Length of ``visual.positional_embedding`` in an open_clip checkpoint file (plain state dict,
+    ``{"state_dict": ...}``, ``module.`` prefixes), read without loading the weights where the
+    format allows (safetensors header, memory-mapped torch zip); None when it has no such key."""
+    import torch
+
+    key = "visual.positional_embedding"
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            names = [k for k in f.keys() if k.endswith(key)]
+            return int(f.get_slice(names[0]).get_shape()[0]) if names else None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    for k, v in (state.items() if isinstance(state, dict) else []):
+        if k in (key, "module." + key) and hasattr(v, "shape"):
+            return int(v.shape[0])
+    return None
 
 
 class Conch(OpenCLIP):

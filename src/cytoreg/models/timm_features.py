@@ -3,12 +3,15 @@ DinoBloom (the same architecture + the published ``DinoBloom-{S,B,L,G}.pth``, wh
 state dict is filtered and converted as DinoBloom's own loader does, then loaded with
 ``weights_only=True``), and the pathology encoders published in timm's hub layout (``config.json``
 + weights; UNI, UNI2-h, Virchow2, H-optimus, Prov-GigaPath), loaded by ``hf-hub:<repo>`` or
-``local-dir:<folder>`` with the model card's ``timm.create_model`` arguments.
+``local-dir:<folder>`` with the model card's ``timm.create_model`` arguments; and ViTs published as
+one state-dict file in another layout (CONCH v1.5: ``checkpoint: hf-hub:<repo>/<file>``, the
+trunk's keys under ``checkpoint_prefix``, the rest a CoCa attentional pooler, models/coca_pool.py).
 
 Features: ``cls`` is the CLS token after the final norm (``model(x)`` of a token-pooled ViT);
 ``cls+mean`` concatenates it with the mean of the patch tokens, register tokens excluded
 (Virchow2's published embedding); optionally the CLS / mean patch token of chosen blocks for
-layer-wise probes. Preprocessing is the spec's ``preprocess`` (the model card's size, crop,
+layer-wise probes; ``attn_pool`` is the checkpoint's attentional pooler over all normed tokens
+(CONCH v1.5's 768-d embedding). Preprocessing is the spec's ``preprocess`` (the model card's size, crop,
 interpolation, mean/std), or DinoBloom's (resize to ``img_size``, ImageNet mean/std)."""
 from __future__ import annotations
 
@@ -94,15 +97,32 @@ class TimmFeatures(FeatureExtractor):
             "pretrained": {"type": "string",
                            "description": "hf-hub:<repo>, local-dir:<folder> (timm's hub layout: config.json + weights) "
                                           "or a timm pretrained tag (e.g. lvd142m)"},
-            "checkpoint": {"type": "string", "description": "path of a .pth/.pt/.safetensors checkpoint"},
+            "checkpoint": {"type": "string", "description": "path of a .pth/.pt/.safetensors checkpoint, or "
+                                                            "hf-hub:<org>/<repo>/<file> (one file of a hub repo)"},
             "checkpoint_env": {"type": "string", "description": "environment variable holding that path"},
             "checkpoint_format": {"enum": ["dinobloom", "state_dict"], "description": "how to read the checkpoint"},
+            "checkpoint_prefix": {"type": "string", "minLength": 1,
+                                  "description": "the ViT's keys start with this (CONCH v1.5: 'trunk.'); the "
+                                                 "other keys are the pooling head's (pooling: attn_pool)"},
+            "pos_embed_resize": {"type": "object", "additionalProperties": False, "required": ["mode"],
+                                 "description": "resize the checkpoint's position embedding to img_size as the "
+                                                "published code does at each forward: dino = bicubic with scale "
+                                                "(n + 0.1) / N, after a bilinear resample to base_grid when the "
+                                                "checkpoint's differs",
+                                 "properties": {"mode": {"enum": ["dino"]},
+                                                "base_grid": {"type": "integer", "minimum": 1}}},
+            "attn_pool": {"type": "object", "additionalProperties": False, "required": ["heads"],
+                          "description": "the checkpoint's CoCa attentional pooler (pooling: attn_pool)",
+                          "properties": {"heads": {"type": "integer", "minimum": 1},
+                                         "prefix": {"type": "string", "description": "default attn_pool_contrast."},
+                                         "norm": {"type": "string", "description": "default ln_contrast."}}},
             "img_size": {"type": "integer", "minimum": 14},
             "model_kwargs": {"type": "object", "description": "extra timm.create_model arguments (depth, embed_dim, ...)"},
             "preprocess": PREPROCESS_SCHEMA,
-            "pooling": {"enum": ["cls", "cls+mean"],
+            "pooling": {"enum": ["cls", "cls+mean", "attn_pool"],
                         "description": "cls: CLS after the final norm; cls+mean: CLS ⊕ mean of the patch tokens "
-                                       "(register tokens excluded)"},
+                                       "(register tokens excluded); attn_pool: the checkpoint's attentional pooler "
+                                       "over all normed tokens (see attn_pool)"},
             "layers": {"type": "array", "items": {"type": "integer"},
                        "description": "block indices (0-based) whose CLS and mean patch tokens are also returned"},
             "download_hint": {"type": "string"},
@@ -112,10 +132,52 @@ class TimmFeatures(FeatureExtractor):
     def __init__(self, spec, device=None):
         super().__init__(spec, device)
         self._model = None
+        self._head = None
 
-    def _checkpoint(self) -> Path | None:
+    @staticmethod
+    def _split_hub(ref: str) -> tuple[str, str]:
+        parts = ref.split(":", 1)[1].split("/")
+        return "/".join(parts[:2]), "/".join(parts[2:])
+
+    def _hub_file(self, ref: str, download: bool) -> Path | None:
+        """``hf-hub:<org>/<repo>/<file>``: the cached file (``download``: fetched when online)."""
+        from cytoreg.models.weights import hf_cache_dir
+
+        repo, filename = self._split_hub(ref)
+        if repo.count("/") != 1 or not filename:
+            raise ModelLoadError(f"model '{self.name}': params.checkpoint {ref!r} should be hf-hub:<org>/<repo>/<file> "
+                                 f"({self.spec.path})")
+        try:
+            from huggingface_hub import hf_hub_download, try_to_load_from_cache
+        except ImportError as exc:
+            raise ModelLoadError(f"model '{self.name}' needs huggingface_hub for {ref}: "
+                                 "pip install huggingface_hub") from exc
+        hit = try_to_load_from_cache(repo, filename, cache_dir=str(hf_cache_dir()))
+        if isinstance(hit, str):
+            return Path(hit)
+        if download:
+            try:
+                return Path(hf_hub_download(repo, filename, cache_dir=str(hf_cache_dir())))
+            except Exception as exc:  # offline, gated, not found: huggingface_hub's many errors
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise ModelLoadError(self._hub_file_missing(repo, filename)
+                                     + f" ({type(exc).__name__}: {first})") from exc
+        raise ModelLoadError(self._hub_file_missing(repo, filename))
+
+    def _hub_file_missing(self, repo: str, filename: str) -> str:
+        from cytoreg.models.weights import hf_cache_dir
+
+        gated = f" The repository is gated: accept the licence at {self.spec.get('gated')} first." \
+            if self.spec.get("gated") else ""
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        return (f"model '{self.name}': {filename} of {repo} is not in the Hugging Face cache {hf_cache_dir()}{offline}."
+                f"{gated} Get it: {self.params.get('download_hint', f'hf download {repo} {filename}')}")
+
+    def _checkpoint(self, download: bool = False) -> Path | None:
         raw = self.params.get("checkpoint") or (os.environ.get(self.params["checkpoint_env"])
                                                 if self.params.get("checkpoint_env") else None)
+        if raw is not None and raw.startswith(("hf-hub:", "hf_hub:")):
+            return self._hub_file(raw, download)
         if raw is None:
             if self.params.get("checkpoint_env") and not self.params.get("pretrained"):
                 raise ModelLoadError(
@@ -154,6 +216,9 @@ class TimmFeatures(FeatureExtractor):
         return []
 
     def weights_identity(self) -> str:
+        raw = str(self.params.get("checkpoint") or "")
+        if raw.startswith(("hf-hub:", "hf_hub:")):  # like pretrained: hf-hub:, the reference (stable before
+            return raw  # and after the download), not the cached file's bytes
         try:
             ckpt = self._checkpoint()
         except ModelLoadError:
@@ -184,7 +249,11 @@ class TimmFeatures(FeatureExtractor):
                                       f"model '{self.name}' ({self.spec.path})")
         if "img_size" in self.params or "img_size" not in kwargs:
             kwargs["img_size"] = size
-        ckpt = self._checkpoint()
+        ckpt = self._checkpoint(download=True)
+        unused = [k for k in ("checkpoint_prefix", "pos_embed_resize", "attn_pool") if k in self.params]
+        if ckpt is None and unused:
+            raise ModelLoadError(f"model '{self.name}': params.{unused[0]} applies to a params.checkpoint file, and "
+                                 f"the spec has none ({self.spec.path}); remove it or give the checkpoint")
         pretrained = self.params.get("pretrained")
         try:
             if pretrained and ckpt is None:
@@ -210,7 +279,12 @@ class TimmFeatures(FeatureExtractor):
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
         if ckpt is not None:
             self._load_checkpoint(model, ckpt, torch, timm)
+        if self.params.get("pooling") == "attn_pool" and self._head is None:
+            raise ModelLoadError(f"model '{self.name}': pooling: attn_pool reads the pooler from params.checkpoint "
+                                 f"with params.checkpoint_prefix ({self.spec.path})")
         self._model = model.to(device).eval()
+        if self._head is not None:
+            self._head = self._head.to(device)
         self._torch, self._device = torch, device
         if self.params.get("preprocess"):
             self._transform = build_transform(self.params["preprocess"])
@@ -252,6 +326,24 @@ class TimmFeatures(FeatureExtractor):
 
         fix = (f"check params.arch and params.model_kwargs in {self.spec.path}, or that {path} is the "
                f"checkpoint meant for this model")
+        prefix = self.params.get("checkpoint_prefix")
+        rest: dict = {}
+        if prefix:
+            rest = {k: v for k, v in sd.items() if not k.startswith(prefix)}
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            if not sd:
+                raise ModelLoadError(f"model '{self.name}': no key of {path} starts with params.checkpoint_prefix "
+                                     f"{prefix!r} (e.g. {sorted(rest)[:3]}); {fix}")
+        self._head = self._pool_head(rest, path, fix)
+        resize = self.params.get("pos_embed_resize")
+        if resize and "pos_embed" in sd:
+            from cytoreg.models.coca_pool import dino_pos_embed
+
+            try:
+                sd["pos_embed"] = dino_pos_embed(sd["pos_embed"], tuple(model.patch_embed.grid_size),
+                                                 resize.get("base_grid"))
+            except ValueError as exc:
+                raise ModelLoadError(f"model '{self.name}': params.pos_embed_resize: {exc}; {fix}") from exc
         try:
             sd = checkpoint_filter_fn(sd, model)
             missing, unexpected = model.load_state_dict(sd, strict=False)
@@ -265,6 +357,36 @@ class TimmFeatures(FeatureExtractor):
                                  f"(missing {list(missing)[:5]}{'…' if len(missing) > 5 else ''}, unexpected "
                                  f"{list(unexpected)[:5]}{'…' if len(unexpected) > 5 else ''}); {fix}")
 
+    def _pool_head(self, rest: dict, path: Path, fix: str) -> Any:
+        """The attentional pooler from the keys outside the trunk (``pooling: attn_pool``); keys
+        that nothing would use are an error."""
+        if self.params.get("pooling") != "attn_pool":
+            if rest:
+                raise ModelLoadError(f"model '{self.name}': {path} has {len(rest)} keys outside "
+                                     f"params.checkpoint_prefix (e.g. {sorted(rest)[:3]}) that nothing uses; set "
+                                     f"pooling: attn_pool if they are the model's pooler ({self.spec.path})")
+            return None
+        from cytoreg.models.coca_pool import attentional_pooler
+
+        cfg = self.params.get("attn_pool") or {}
+        if "heads" not in cfg or not rest:
+            raise ModelLoadError(f"model '{self.name}': pooling: attn_pool needs params.attn_pool.heads and "
+                                 f"params.checkpoint_prefix (the trunk's keys; the pooler's are the others) "
+                                 f"({self.spec.path})")
+        pre, norm = cfg.get("prefix", "attn_pool_contrast."), cfg.get("norm", "ln_contrast.")
+        state = {k[len(pre):]: v for k, v in rest.items() if k.startswith(pre)}
+        state.update({"norm." + k[len(norm):]: v for k, v in rest.items() if k.startswith(norm)})
+        left = sorted(k for k in rest if not k.startswith((pre, norm)))
+        if left:
+            raise ModelLoadError(f"model '{self.name}': {path} has keys neither in the trunk nor in the pooler "
+                                 f"({left[:3]}); {fix}")
+        try:
+            return attentional_pooler(state, int(cfg["heads"]))
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"model '{self.name}': the pooler keys {pre}* / {norm}* of {path} do not make an "
+                                 f"attentional pooler ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                                 f"{fix}") from exc
+
     def preprocess(self, image: Any) -> Any:
         if self._model is None:
             self.load()
@@ -275,7 +397,9 @@ class TimmFeatures(FeatureExtractor):
         x = batch.to(self._device)
         out: dict[str, np.ndarray] = {}
         with torch.inference_mode():
-            if self.params.get("pooling", "cls") == "cls+mean":
+            if self.params.get("pooling") == "attn_pool":
+                out["attn_pool"] = self._head(self._model.forward_features(x)).float().cpu().numpy()
+            elif self.params.get("pooling", "cls") == "cls+mean":
                 tokens = self._model.forward_features(x)  # after the final norm: [CLS, registers, patches]
                 prefix = int(getattr(self._model, "num_prefix_tokens", 1))
                 out["cls+mean"] = torch.cat([tokens[:, 0], tokens[:, prefix:].mean(dim=1)], dim=-1).float().cpu().numpy()

@@ -32,10 +32,14 @@ for _name, _target, _kind, _desc in [
      "open_clip models (hf-hub:, local-dir:, built-in names with pretrained tags)"),
     ("conch", "cytoreg.models.open_clip_adapter:Conch", "embedder",
      "CONCH (MahmoodLab) through its published checkpoint format"),
+    ("musk", "cytoreg.models.musk_adapter:Musk", "embedder",
+     "MUSK (lilab-stanford) zero-shot through its own GitHub package: timm model, XLM-R tokenizer, README recipe"),
     ("hf", "cytoreg.models.hf_generate:HFGenerator", "generator",
      "local image-text-to-text models through transformers (LLaVA, Mllama, IDEFICS, Qwen2-VL, SmolVLM)"),
     ("hf_clip", "cytoreg.models.hf_clip:HFCLIP", "embedder",
      "CLIP-style dual encoders in the transformers format (PLIP, openai/clip-vit-*)"),
+    ("hf_remote_clip", "cytoreg.models.hf_remote_clip:HFRemoteCLIP", "embedder",
+     "dual encoders whose checkpoint ships its own encode_image / encode_text code (KEEP; trust_remote_code)"),
 ]:
     ADAPTERS.add(_name, _target, kind=_kind, description=_desc)
 

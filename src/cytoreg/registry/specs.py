@@ -100,7 +100,7 @@ def iter_spec_files(root: Path) -> list[Path]:
 
 
 #: where ``null`` is a value, not a deletion (``label_map``: null excludes a raw label)
-NULL_IS_VALUE = (("data", "label_map"),)
+NULL_IS_VALUE = (("data", "label_map"), ("download", "hf_mirror", "parquet", "label_map"))
 
 
 def deep_merge(base: Any, override: Any, path: tuple = ()) -> Any:

@@ -6,7 +6,11 @@ is an external test set (seed A: train on Acevedo, test on MLL23; seed B: NCT-CR
 CRC-VAL-HE-7K) and runs as its own view ``<task>.<set>`` with the head trained on this task's
 data. With ``test_per_class: 0`` only the external views run. Each feature key of the model
 (final embedding, or layer × pooling) gives its own evaluation, setting ``probe`` (one key) or
-``probe:<key>``; ``probe.n_per_class`` / ``probe.fractions`` add label-efficiency curves."""
+``probe:<key>``; ``probe.n_per_class`` / ``probe.fractions`` add label-efficiency curves.
+
+A probe task whose ``settings`` list ``probe`` (a folder of your own images, ``folder_task``) also
+asks generators zero-/few-shot, scores CLIP embedders zero-shot as well as probing them, and
+takes baselines, all on the one test split; without it, generators are asked zero-shot only."""
 from __future__ import annotations
 
 import re
@@ -69,10 +73,25 @@ class ProbeKind(ClassificationKind):
             out += ProbeKind(view).expand()
         return out
 
+    @property
+    def offers_all(self) -> bool:
+        """``settings`` lists ``probe``: every capability runs on this task (see the module doc)."""
+        return "probe" in ((self.parent.spec if self.parent else self.spec).get("settings") or [])
+
     def settings_for(self, capability: str) -> list[str]:
-        return ["zero_shot"] if capability == "generator" else ["probe"]
+        if not self.offers_all:
+            return ["zero_shot"] if capability == "generator" else ["probe"]
+        wanted = list(self.spec.get("settings"))
+        if capability == "generator":
+            return [s for s in wanted if s in ("zero_shot", "few_shot")] or ["zero_shot"]
+        if capability == "baseline":
+            return ["zero_shot"]
+        clip = ["zero_shot"] if capability == "embedder" and "zero_shot" in wanted and "clip" in self.prompts else []
+        return clip + ["probe"]
 
     def check_model(self, model_name: str, capability: str) -> None:
+        if self.offers_all and capability == "baseline":
+            return
         if capability == "generator":
             if "zero_shot" not in self.prompts:
                 raise IncompatibleError(f"task '{self.spec.name}' (probe) has no prompts.zero_shot, so generative "
@@ -101,7 +120,8 @@ class ProbeKind(ClassificationKind):
         train = self.training_split()
         if self.parent is None:
             split = sampling.Split(test=list(train.test), train=list(train.train), val=list(train.val),
-                                   shortfalls=list(train.shortfalls))
+                                   shortfalls=list(train.shortfalls),
+                                   fewshot=list(train.fewshot) if self.offers_all else [])  # generators' examples
             skipped, ledger = self._skipped, self._ledger
         else:
             stream, source = source_stream(self.spec, self.labels)

@@ -82,6 +82,11 @@ class ManifestSource(Source):
                                            "name from path_template / path_column is looked up in them"},
             "filter": {"type": "object", "additionalProperties": {"type": ["string", "array"]},
                        "description": "keep rows whose column equals the value (or one of the values)"},
+            "missing_files": {"enum": ["error_record", "drop"],
+                              "description": "a row whose image file does not exist: error_record (default: it "
+                                             "is sampled and becomes that sample's error) or drop (each path is "
+                                             "checked up front, a stat, and the row dropped and counted as "
+                                             "missing_file with its line; folder / CSV tasks use it)"},
         },
     }
 
@@ -190,6 +195,7 @@ class ManifestSource(Source):
         onehot = self.options.get("onehot_columns")
         from_list = self.options.get("label_from_list")
         search = self._search_index(root) if self.options.get("search_dirs") else None
+        drop_missing = self.options.get("missing_files") == "drop"
         for line, row in self.rows():
             where = f"{m}:{line}"
             if any(str(row.get(k, "")) not in vals for k, vals in filters.items()):
@@ -222,6 +228,9 @@ class ManifestSource(Source):
             elif not path.is_absolute():
                 path = root / path
             sid = sid if sid is not None else Path(rel).as_posix()
+            if drop_missing and not path.is_file():  # a stat, no decode: never sampled, never a few-shot example
+                self.skip(where, f"line {line}: {rel} not found", "missing_file")
+                continue
             meta = {k: v for k, v in row.items() if k not in (path_col, label_col, *(onehot or ()))}
             # a missing file stays a sample: the run's image check makes it that sample's error record
             yield Sample(id=sid, label=label, image=ImageRef(path=path), meta=meta, where=where)
