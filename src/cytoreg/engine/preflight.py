@@ -295,7 +295,7 @@ def _models(cfg, catalog, rep: Report, explicit: bool) -> None:
         adapter = None
         try:
             adapter = adapter_cls(mspec, device=cfg.device)
-            result = model_check(mspec, adapter)  # the one answer `cytoreg models check` gives too
+            result = model_check(mspec, adapter, deep=False)  # the answer `cytoreg models check` gives too
             found = result.problems
             rep.notes.extend(w for w in result.warnings if w not in rep.notes)
         except CytoregError as exc:

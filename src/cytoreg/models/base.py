@@ -200,11 +200,11 @@ class ModelAdapter:
         """Preflight (``cytoreg eval --check``, and before any run): what would stop :meth:`load`,
         as messages naming the fix. Must not load weights or send requests. Default: the shared
         answer of :mod:`cytoreg.models.check` (packages, weights, key, endpoint, read from the
-        spec's params). Override only to add what is specific to the adapter; the preflight asks
-        the override once the shared checks have passed."""
+        spec's params). Override only to add what is specific to the adapter (a package, a
+        tokenizer file): ``return super().check() + [...]``."""
         from cytoreg.models.check import check
 
-        return check(self.spec).messages()
+        return check(self.spec, deep=False).messages()
 
     def load(self) -> None:
         """Load weights / open clients. The engine calls it once per run, in the main process,

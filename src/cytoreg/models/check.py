@@ -5,8 +5,8 @@ spec's params. ``cytoreg eval --check`` (and the preflight before every run) and
 processor loaded, still no weights read). Nothing is downloaded or sent. Every problem is a line
 that says what was looked for, where, and how to get it; never a library's traceback.
 
-An adapter whose own ``check()`` adds something specific to it (a config file it needs) is asked
-too, once this module found the weights / key / endpoint: the adapter never answers those again."""
+An adapter whose own ``check()`` adds something specific to it (a package, a tokenizer file) is
+asked too; what it repeats about weights this module already found missing is dropped."""
 from __future__ import annotations
 
 import json
@@ -171,7 +171,10 @@ def _source(spec: Any) -> Source:
         parts = _hub_ref(str(ckpt)).split("/")
         return Source("hub", "/".join(parts[:2]), "params.checkpoint", "/".join(parts[2:]) or None)
     if ckpt:
-        return Source("file", str(Path(os.path.expandvars(str(ckpt))).expanduser()), "params.checkpoint")
+        path = Path(os.path.expandvars(str(ckpt))).expanduser()
+        if path.is_dir() and adapter not in ("timm", "open_clip"):  # a folder of weights (MUSK takes one)
+            return Source("folder", str(path), "params.checkpoint")
+        return Source("file", str(path), "params.checkpoint")
     if adapter == "open_clip":
         model, pre = str(p.get("model", "")), str(p.get("pretrained") or "")
         if _hub_ref(model):
@@ -406,8 +409,8 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
                                     "does not exist")
     if deep and c.ready and name in DEEP_HOOKS:
         _deep_hook(c, spec)
-    if c.ready and adapter is not None:
-        _adapter_extras(c, adapter)
+    if adapter is not None:
+        _adapter_extras(c, adapter, src)
     return c
 
 
@@ -460,8 +463,9 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
         c.add("licence", f"gated repo; its licence was accepted at {spec.get('gated')} by whoever downloaded it")
 
 
-def _adapter_extras(c: Check, adapter: Any) -> None:
-    """An adapter's own ``check()`` (what only it knows), asked once the shared checks passed."""
+def _adapter_extras(c: Check, adapter: Any, src: Source) -> None:
+    """An adapter's own ``check()`` (what only it knows: a package, a tokenizer file). What it says
+    again about weights the shared checks already found missing (naming the same place) is dropped."""
     from cytoreg.errors import CytoregError
     from cytoreg.models.base import ModelAdapter
 
@@ -474,7 +478,10 @@ def _adapter_extras(c: Check, adapter: Any) -> None:
         found = [str(exc)]
     except Exception as exc:  # noqa: BLE001 - a plugin's check must not hide the others
         found = [f"model '{c.name}': its check() failed: {type(exc).__name__}: {exc}"]
+    said = {m for _, m in c.problems}
     for m in found:
+        if m in said or (not c.ready and src.where and src.where in m):
+            continue
         category = "key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else "weights"
         c.add("adapter", m)
         c.problems.append((category, m))
