@@ -265,3 +265,26 @@ def test_the_check_never_reaches_the_network(cache, monkeypatch, capsys):
     assert main(["models", "check", "phikon-v2", "conch", "clip-vit-b32"]) == 1
     out = capsys.readouterr().out
     assert out.count("NOT READY") == 3 and "HF_HUB_OFFLINE is set" not in out and "AssertionError" not in out
+
+
+def test_a_damaged_weight_file_at_load_time_never_advises_weights_only_false(monkeypatch):
+    """Past the preflight (a direct load), torch's refusal of a damaged file, as timm passes it on, is
+    not repeated with its 'retry with weights_only=False' advice nor blamed on model_kwargs."""
+    import pickle
+
+    import timm
+
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.timm_features import TimmFeatures
+    from cytoreg.registry.catalog import Catalog
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError("Weights only load failed. ... If this checkpoint is trusted, retry with "
+                                     "weights_only=False.")
+
+    monkeypatch.setattr(timm, "create_model", refuse)
+    with pytest.raises(ModelLoadError) as exc:
+        TimmFeatures(Catalog.load().model("uni")).load()
+    msg = str(exc.value)
+    assert "weights_only=False" not in msg and "model_kwargs" not in msg
+    assert "`cytoreg models check uni` names the file; delete it and download it again" in msg

@@ -101,19 +101,6 @@ class AnthropicChat(Generator):
         """Where requests go, for messages (never the key)."""
         return self.base_url or "https://api.anthropic.com"
 
-    def check(self) -> list[str]:
-        """Preflight: the SDK and the key (even with a base_url: load() always needs one)."""
-        import importlib.util
-
-        out = []
-        if importlib.util.find_spec("anthropic") is None:
-            out.append(f"model '{self.name}' needs the anthropic SDK: pip install 'cytoreg[api]'")
-        key_env = self.params.get("api_key_env", "ANTHROPIC_API_KEY")
-        if not os.environ.get(key_env):
-            out.append(f"model '{self.name}': environment variable {key_env} is not set; export your Anthropic API "
-                       "key there (never written to disk)")
-        return out
-
     def load(self) -> None:
         try:
             import anthropic

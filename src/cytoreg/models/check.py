@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,6 @@ PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "openai": (("openai",), _API), "gemini": (("google.genai",), _API), "anthropic": (("anthropic",), _API),
     "vlmeval": (("vlmeval",), "pip install 'cytoreg[vlmeval]' (ms-vlmeval)"),
 }
-#: built-in check() methods that answered packages / weights / keys themselves before this module
-#: did; they are not asked again (their answers would only repeat these in other words)
-SUPERSEDED = frozenset({
-    "cytoreg.models.timm_features.TimmFeatures.check", "cytoreg.models.hf_clip.HFCLIP.check",
-    "cytoreg.models.open_clip_adapter.OpenCLIP.check", "cytoreg.models.open_clip_adapter.Conch.check",
-    "cytoreg.models.hf_generate.HFGenerator.check", "cytoreg.models.openai_api.OpenAIChat.check",
-    "cytoreg.models.gemini_api.GeminiChat.check", "cytoreg.models.anthropic_api.AnthropicChat.check",
-    "cytoreg.models.vlmeval_bridge.VLMEvalBridge.check"})
 #: adapter -> (module, function) that loads what ``models check`` loads beyond config and processor
 #: (called as ``fn(spec, Check)`` once the shared checks passed; it sets ``ready``)
 DEEP_HOOKS: dict[str, tuple[str, str]] = {"musk": ("cytoreg.models.musk_adapter", "models_check")}
@@ -470,7 +461,7 @@ def _adapter_extras(c: Check, adapter: Any, src: Source) -> None:
     from cytoreg.models.base import ModelAdapter
 
     fn = type(adapter).check
-    if fn is ModelAdapter.check or f"{fn.__module__}.{fn.__qualname__}" in SUPERSEDED:
+    if fn is ModelAdapter.check:
         return
     try:
         found = list(adapter.check())

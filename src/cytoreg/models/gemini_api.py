@@ -62,18 +62,6 @@ class GeminiChat(Generator):
                              "your Gemini API key there (https://aistudio.google.com/apikey); it is never written "
                              "to disk.")
 
-    def check(self) -> list[str]:
-        import importlib.util
-
-        out = []
-        if importlib.util.find_spec("google") is None or importlib.util.find_spec("google.genai") is None:
-            out.append(f"model '{self.name}' needs the google-genai SDK: pip install 'cytoreg[api]'")
-        try:
-            self._key()
-        except ModelLoadError as exc:
-            out.append(str(exc))
-        return out
-
     def load(self) -> None:
         try:
             from google import genai

@@ -43,15 +43,6 @@ class HFCLIP(Embedder):
     def weights_identity(self) -> str:
         return hub_identity(self.model_id, self.params.get("revision"))
 
-    def check(self) -> list[str]:
-        import importlib.util
-
-        from cytoreg.models.weights import hub_check
-
-        if importlib.util.find_spec("transformers") is None:
-            return [f"model '{self.name}' needs transformers and torch: pip install 'cytoreg[hf]'"]
-        return hub_check(self.name, self.model_id, self.params.get("download_hint"), "config.json")
-
     def load(self) -> None:
         try:
             import torch
@@ -72,9 +63,9 @@ class HFCLIP(Embedder):
             model = AutoModel.from_pretrained(self.model_id, dtype=dtype, **kwargs)
             processor = AutoProcessor.from_pretrained(self.model_id, **kwargs)
         except (OSError, ValueError) as exc:
-            hint = self.params.get("download_hint")
-            if self.spec.get("gated"):
-                hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
+            from cytoreg.models.check import how_to_get
+
+            hint = how_to_get(self.spec, self.model_id)  # the one wording (licence, login, download)
             raise hub_missing(self.name, self.model_id, "", hint, exc) from exc
         if not hasattr(model, "get_image_features"):
             raise ModelLoadError(f"model '{self.name}': {self.model_id} loads as {type(model).__name__}, which has no "

@@ -82,9 +82,9 @@ class HFFeatures(FeatureExtractor):
         kwargs: dict = {"trust_remote_code": bool(self.spec.get("trust_remote_code", False))}
         if "revision" in self.params:
             kwargs["revision"] = self.params["revision"]
-        hint = self.params.get("download_hint")
-        if self.spec.get("gated"):
-            hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
+        from cytoreg.models.check import how_to_get
+
+        hint = how_to_get(self.spec, self.model_id)  # the one wording (licence, login, download)
         refuse_untrusted(self.spec, self.model_id, self.params.get("revision"))
         try:
             processor = AutoImageProcessor.from_pretrained(self.model_id, **kwargs)

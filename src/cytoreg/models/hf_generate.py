@@ -41,15 +41,6 @@ class HFGenerator(Generator):
     def weights_identity(self) -> str:
         return hub_identity(self.model_id, self.params.get("revision"))
 
-    def check(self) -> list[str]:
-        import importlib.util
-
-        from cytoreg.models.weights import hub_check
-
-        if importlib.util.find_spec("transformers") is None:
-            return [f"model '{self.name}' needs transformers and torch: pip install 'cytoreg[hf]'"]
-        return hub_check(self.name, self.model_id, self.params.get("download_hint"), "config.json")
-
     def load(self) -> None:
         if self._model is None:
             load_hf(self)

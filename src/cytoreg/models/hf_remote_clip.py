@@ -173,9 +173,9 @@ class HFRemoteCLIP(Embedder):
         kwargs: dict = {"trust_remote_code": True}
         if "revision" in self.params:
             kwargs["revision"] = self.params["revision"]
-        hint = self.params.get("download_hint")
-        if self.spec.get("gated"):
-            hint = f"accept the licence at {self.spec.get('gated')}, then {hint or 'hf download ' + self.model_id}"
+        from cytoreg.models.check import how_to_get
+
+        hint = how_to_get(self.spec, self.model_id)  # the one wording (licence, login, download)
         with confined_globals(self.model_id) as before:  # the config class's module is the model's
             try:
                 config = AutoConfig.from_pretrained(self.model_id, **kwargs)

@@ -71,37 +71,6 @@ class OpenCLIP(Embedder):
         return ModelLoadError(f"model '{self.name}': cannot load weights for {self.model_id}; looked in "
                               f"{'; '.join(where)}.{offline} Get them: {how}. ({type(exc).__name__}: {exc})")
 
-    def check(self) -> list[str]:
-        import importlib.util
-
-        from cytoreg.models.weights import hub_check
-
-        if importlib.util.find_spec("open_clip") is None or importlib.util.find_spec("torch") is None:
-            return [f"model '{self.name}' needs open_clip and torch: pip install 'cytoreg[clip]'"]
-        hint = self.params.get("download_hint")
-        if self.model_id.startswith("hf-hub:"):
-            return hub_check(self.name, self.model_id[len("hf-hub:"):], hint)
-        if self.model_id.startswith("local-dir:"):
-            if self._local_weights() is None:
-                return [f"model '{self.name}': no open_clip weights in {self.model_id[len('local-dir:'):]} "
-                        "(open_clip_config.json + weights)" + (f". Get them: {hint}" if hint else "")]
-            return []
-        pre = self.params.get("pretrained") or ""
-        if pre and ("/" in pre or pre.endswith((".bin", ".pt", ".pth", ".safetensors"))) and \
-                not Path(pre).expanduser().is_file():
-            return [f"model '{self.name}': params.pretrained {pre} is not a file" + (f". Get it: {hint}" if hint else "")]
-        if pre:  # a pretrained tag: where open_clip would fetch it from (imports open_clip, not the weights)
-            try:
-                from open_clip.pretrained import get_pretrained_cfg
-
-                repo = (get_pretrained_cfg(self.model_id, pre) or {}).get("hf_hub", "").strip("/")
-            except Exception:  # noqa: BLE001 - unknown tag: open_clip says so at load time
-                repo = ""
-            if repo:
-                return hub_check(self.name, repo, hint)
-        return []
-
-    # loading -----------------------------------------------------------------------
     def load(self) -> None:
         try:
             import open_clip
@@ -259,34 +228,6 @@ class Conch(OpenCLIP):
             raise ModelLoadError(f"model '{self.name}': CONCH checkpoint not found at {path} (params.checkpoint in "
                                  f"{self.spec.path}). Get it: {self._hint()}.")
         return path
-
-    def check(self) -> list[str]:
-        import importlib.util
-
-        from cytoreg.models.weights import hub_cached
-
-        out = []
-        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("conch") is None:
-            out.append(f"model '{self.name}' needs the CONCH package: pip install conch-fork (or "
-                       "git+https://github.com/mahmoodlab/CONCH)")
-        ref = self.params["checkpoint"]
-        if ref.startswith("hf_hub:"):
-            repo = ref[len("hf_hub:"):]
-            if not hub_cached(repo, "pytorch_model.bin"):
-                out.append(f"model '{self.name}': CONCH weights {ref} are not in the Hugging Face cache "
-                           f"{hf_cache_dir()} (models--{repo.replace('/', '--')}). Get them: {self._hint()}")
-        else:
-            try:
-                self._checkpoint()
-            except ModelLoadError as exc:
-                out.append(str(exc))
-        if self.model_id.endswith(".json"):
-            path = Path(self.model_id).expanduser()
-            if not path.is_absolute() and self.spec.path is not None:
-                path = Path(self.spec.path).parent / path
-            if not path.is_file():
-                out.append(f"model '{self.name}': CONCH config {path} not found (params.model)")
-        return out
 
     def _local_weights(self) -> Path | None:
         if self.params["checkpoint"].startswith("hf_hub:"):  # never a network lookup for an identity

@@ -126,22 +126,6 @@ class OpenAIChat(Generator):
     def weights_identity(self) -> str:
         return endpoint_identity(self.params["model"], self.base_url, "api.openai.com")
 
-    def check(self) -> list[str]:
-        import importlib.util
-
-        out = []
-        if importlib.util.find_spec("openai") is None:
-            out.append(f"model '{self.name}' needs the openai SDK: pip install 'cytoreg[api]'")
-        if self.base_url is None and "base_url_env" in self.params:
-            out.append(f"model '{self.name}' talks to a server you run: set {self.params['base_url_env']} to its "
-                       "OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)")
-        elif self.base_url is None:
-            key_env = self.params.get("api_key_env", "OPENAI_API_KEY")
-            if not os.environ.get(key_env):
-                out.append(f"model '{self.name}': environment variable {key_env} is not set; export your API key "
-                           "there (never written to disk), or point -M base_url=... at a local server")
-        return out
-
     def load(self) -> None:
         try:
             import openai

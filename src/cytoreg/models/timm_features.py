@@ -167,11 +167,11 @@ class TimmFeatures(FeatureExtractor):
     def _hub_file_missing(self, repo: str, filename: str) -> str:
         from cytoreg.models.weights import hf_cache_dir
 
-        gated = f" The repository is gated: accept the licence at {self.spec.get('gated')} first." \
-            if self.spec.get("gated") else ""
+        from cytoreg.models.check import how_to_get
+
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
         return (f"model '{self.name}': {filename} of {repo} is not in the Hugging Face cache {hf_cache_dir()}{offline}."
-                f"{gated} Get it: {self.params.get('download_hint', f'hf download {repo} {filename}')}")
+                f" Get it: {how_to_get(self.spec, repo, filename)}")
 
     def _checkpoint(self, download: bool = False) -> Path | None:
         raw = self.params.get("checkpoint") or (os.environ.get(self.params["checkpoint_env"])
@@ -189,31 +189,6 @@ class TimmFeatures(FeatureExtractor):
             raise ModelLoadError(f"model '{self.name}': checkpoint {path} does not exist. "
                                  f"{self.params.get('download_hint', '')} (spec {self.spec.path})")
         return path
-
-    def check(self) -> list[str]:
-        import importlib.util
-
-        from cytoreg.models.weights import hub_check
-
-        if importlib.util.find_spec("timm") is None:
-            return [f"model '{self.name}' needs timm, torch and torchvision: pip install 'cytoreg[clip]'"]
-        try:
-            ckpt = self._checkpoint()
-        except ModelLoadError as exc:
-            return [str(exc)]
-        pretrained = self.params.get("pretrained")
-        if ckpt is None and pretrained and pretrained.startswith("local-dir:"):  # a folder in the hub layout
-            folder = Path(pretrained[len("local-dir:"):]).expanduser()
-            weights = [f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()]
-            if not (folder / "config.json").is_file() or not weights:
-                return [f"model '{self.name}': {folder} (params.pretrained) should hold config.json and "
-                        "model.safetensors (the hub layout); download the checkpoint there or fix the path"]
-            return []
-        if ckpt is None and pretrained:  # timm's hub ids: hf-hub:REPO, or timm/ARCH.TAG for a tag
-            repo = pretrained[len("hf-hub:"):] if pretrained.startswith("hf-hub:") else \
-                f"timm/{self.params['arch']}.{pretrained}"
-            return hub_check(self.name, repo, self.params.get("download_hint"))
-        return []
 
     def weights_identity(self) -> str:
         raw = str(self.params.get("checkpoint") or "")
@@ -262,21 +237,24 @@ class TimmFeatures(FeatureExtractor):
                 model = timm.create_model(name, pretrained=True, **kwargs)
             else:
                 model = timm.create_model(self.params["arch"], pretrained=False, **kwargs)
-        except RuntimeError as exc:
-            raise ModelLoadError(f"model '{self.name}': timm could not build {self.params['arch']}"
-                                 f"{' from ' + pretrained if pretrained else ''}: {str(exc).splitlines()[0]}. Check "
-                                 f"params.model_kwargs in {self.spec.path} against the model card") from exc
-        except Exception as exc:  # hub lookups offline: huggingface_hub / OSError
-            from cytoreg.models.weights import hf_cache_dir
+        except Exception as exc:  # a wrong architecture, a damaged download, or weights not there (offline, gated)
+            from cytoreg.models.check import how_to_get
+            from cytoreg.models.weights import hf_cache_dir, library_words
 
-            gated = f" The repository is gated: accept the licence at {self.spec.get('gated')} first." \
-                if self.spec.get("gated") else ""
+            words = library_words(exc)
+            if not pretrained or ckpt is not None or (isinstance(exc, RuntimeError) and "size mismatch" in str(exc)):
+                raise ModelLoadError(f"model '{self.name}': timm could not build {self.params['arch']}"
+                                     f"{' from ' + pretrained if pretrained else ''}: {words}. Check params.arch and "
+                                     f"params.model_kwargs in {self.spec.path} against the model card") from exc
+            if "pickled Python objects" in words:  # a truncated or foreign file where the weights should be
+                raise ModelLoadError(f"model '{self.name}': the weights of '{pretrained}' in the Hugging Face cache "
+                                     f"{hf_cache_dir()} cannot be read ({words}). `cytoreg models check {self.name}` "
+                                     "names the file; delete it and download it again") from exc
+            repo = pretrained.split(":", 1)[1] if pretrained and pretrained.startswith(("hf-hub:", "hf_hub:")) else None
             raise ModelLoadError(
                 f"model '{self.name}': cannot load pretrained weights '{pretrained}' for {self.params['arch']}; looked "
                 f"in the Hugging Face cache {hf_cache_dir()}{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}. "
-                f"{self.params.get('download_hint', 'Download it on a machine with network (hf download).')}"
-                f"{gated} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+                f"Get it: {how_to_get(self.spec, repo) or 'hf download on a machine with network'}. ({words})") from exc
         if ckpt is not None:
             self._load_checkpoint(model, ckpt, torch, timm)
         if self.params.get("pooling") == "attn_pool" and self._head is None:
@@ -316,8 +294,10 @@ class TimmFeatures(FeatureExtractor):
             try:
                 sd = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
+                from cytoreg.models.weights import library_words
+
                 raise ModelLoadError(f"model '{self.name}': {path} cannot be read as a weights-only torch checkpoint "
-                                     f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+                                     f"({library_words(exc)}); a truncated download? delete it and get it again") from exc
         if self.params.get("checkpoint_format", "dinobloom") == "dinobloom":
             sd = dinobloom_state_dict(sd)
         elif "state_dict" in sd and isinstance(sd["state_dict"], dict):

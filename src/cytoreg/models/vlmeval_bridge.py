@@ -111,12 +111,6 @@ class VLMEvalBridge(Generator):
                 continue
         return self.params["model"]
 
-    def check(self) -> list[str]:
-        if importlib.util.find_spec("vlmeval") is None:
-            return [f"model '{self.name}' uses the VLMEvalKit bridge, but vlmeval is not installed: "
-                    "pip install 'cytoreg[vlmeval]' (ms-vlmeval)"]
-        return []
-
     def load(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
