@@ -1,7 +1,7 @@
 """Stopping a model whose requests cannot succeed.
 
 A ``FatalError`` (bad key, unknown model, host not found, connection refused, a model that
-cannot load) trips the breaker at once; otherwise it trips after ``threshold`` consecutive
+cannot load: :func:`load_or_stop`) trips the breaker at once; otherwise it trips after ``threshold`` consecutive
 failed attempts of the same kind (``HTTP 500``, ``ReadTimeout``, ...) with no success between.
 Rate limiting (HTTP 429) is left to the backoff and never counted. Once tripped, no further
 request of that model is sent, in this evaluation or the next; the run goes on with the other
@@ -24,6 +24,7 @@ class Breaker:
         self.on_trip = on_trip
         self.reason: str | None = None
         self.sent = 0
+        self.unsent = 0  # requests answered "not sent" because the model was stopped
         self._kind: str | None = None
         self._run = 0
         self._lock = threading.Lock()
@@ -66,6 +67,8 @@ class Breaker:
 
     def not_sent(self) -> str:
         """The error recorded for a request that was not sent because the model was stopped."""
+        with self._lock:
+            self.unsent += 1
         return f"not sent: {self.reason}"
 
 
@@ -79,3 +82,38 @@ def breaker_for(model, threshold: int | None = None, on_trip: Callable[[str], No
         b = Breaker(model.name, getattr(model, "endpoint", None), threshold, on_trip)
         model._breaker = b
     return b
+
+
+#: a stop reason is printed on one line; a load error quoting a whole state-dict mismatch is cut here
+LOAD_REASON_LIMIT = 1000
+
+
+def load_or_stop(adapter, breaker: Breaker | None = None) -> bool:
+    """Load ``adapter`` (once, :func:`~cytoreg.models.base.ensure_loaded`) before its first uncached
+    work. A model that cannot load (``ModelLoadError``: damaged or mismatched weights, a package or
+    key gone since the preflight) is stopped like a fatal API failure: the run goes on with the
+    other models. Returns False when the model is (now) stopped; nothing is loaded then."""
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.base import ensure_loaded
+
+    breaker = breaker or breaker_for(adapter)
+    if breaker.tripped:
+        return False
+    try:
+        ensure_loaded(adapter)
+    except ModelLoadError as exc:
+        breaker.trip(load_failure(adapter.name, exc))
+        return False
+    return True
+
+
+def load_failure(name: str, exc: BaseException) -> str:
+    """The load error on one line, without the ``model 'NAME'`` its message starts with (the stop
+    reason names the model already); its fix is kept (adapters put it before the library's text)."""
+    import re
+
+    from cytoreg.models.failures import brief
+
+    text = brief(" ".join(str(exc).split()), LOAD_REASON_LIMIT).rstrip(".")
+    text = re.sub(rf"^model '{re.escape(name)}'(:\s*|\s+)", "", text)
+    return f"load failed: {text}"

@@ -35,9 +35,9 @@ def ask_judge(judge: Generator, texts: list[str], cache: ResponseCache, task: st
     replies: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i in range(len(keys)) if i not in replies]
     if missing:
-        from cytoreg.models.base import ensure_loaded
+        from cytoreg.engine.breaker import load_or_stop
 
-        ensure_loaded(judge)
+        load_or_stop(judge)  # a judge that cannot load is stopped: its requests are answered "not sent"
 
         def done(j: int, resp: Response) -> None:
             i = missing[j]

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from cytoreg.engine.breaker import Breaker, breaker_for, load_or_stop
 from cytoreg.engine.execute import CallStats
 from cytoreg.errors import CytoregError
 from cytoreg.metrics.classification import Predictions, compute
@@ -42,6 +43,11 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
                 order.append(s)
     shas = [_sha_or_marker(s, i) for i, s in enumerate(order)]
     store = FeatureStore(Path(cache.path).parent / "features", fx.fingerprint(), fx.feature_keys())
+    breaker = breaker_for(adapter)
+    if store.missing(shas) and not load_or_stop(fx, breaker):
+        # a model that cannot load is stopped: no head is fitted on part of the training set
+        bar(len(order))(len(order))
+        return [] if fill_only else _stopped(prep, adapter, fx.feature_keys(), breaker, stats)
     import time
 
     t0 = time.perf_counter()
@@ -110,5 +116,22 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
                 extra["curves_fraction"] = probe_heads.curve(pcfg, X, y, Xt, yt, prep.labels, pcfg["fractions"],
                                                              probe_heads.subsample_fraction, score)
         ev.extra = extra
+        out.append(ev)
+    return out
+
+
+def _stopped(prep, adapter: ModelAdapter, keys: list[str], breaker: Breaker, stats: CallStats) -> list:
+    """One unscored evaluation per feature key of a model stopped before its features were all
+    extracted: every test sample a "not sent" error record, as for a stopped API model."""
+    from cytoreg.scoring import Evaluation
+
+    out = []
+    for key in keys:
+        records = [{"id": s.id, "label": s.label, "try": 0, "response": None, "parsed": None, "match": "error",
+                    "correct": None, "error": breaker.not_sent()} for s in prep.test]
+        ev = Evaluation(prep.spec.name, adapter.name, "probe" if len(keys) == 1 else f"probe:{key}", records,
+                        Predictions([], [], prep.labels, np.zeros((0, len(prep.labels)))), stats, 0, {}, ids=[],
+                        stopped_reason=breaker.reason)
+        ev.extra = {"feature_key": key, "head": dict(prep.kind.probe).get("method", "logistic")}
         out.append(ev)
     return out

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from cytoreg.cache import ResponseCache, request_key
-from cytoreg.engine.breaker import breaker_for
+from cytoreg.engine.breaker import breaker_for, load_or_stop
 from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.engine.progress import bar as _bar, first_cached as _first_cached, progress as _progress
-from cytoreg.errors import CytoregError, IncompatibleError, ModelLoadError
+from cytoreg.errors import CytoregError, IncompatibleError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
-from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response, ensure_loaded
+from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
 from cytoreg.registry.builtins import ADAPTERS
 from cytoreg.registry.catalog import Catalog
 from cytoreg.scoring import EvalConfig, Evaluation
@@ -109,6 +109,8 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pre) -> dict:
     finally:
         if judge is not None:
             judge.close()
+            if breaker_for(judge).tripped:  # it could not load, or its endpoint failed for good: exit 3
+                models[f"{cfg.judge} (judge)"]["stopped_reason"] = breaker_for(judge).reason
         cache.close()
     if cfg.shard is not None:
         return dist.write_shard_manifest(cfg, prepared)
@@ -229,11 +231,8 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
         adv(1)
 
     breaker = breaker_for(adapter)
-    if missing and not breaker.tripped:
-        try:
-            ensure_loaded(adapter)  # once, before the thread pool
-        except ModelLoadError as exc:  # weights or a key that went missing: this model stops, the others go on
-            breaker.trip(str(exc).rstrip("."))
+    if missing:
+        load_or_stop(adapter, breaker)  # once, before the thread pool; a stopped model's requests are "not sent"
     run_generator(adapter, [items[i][2] for i in missing], done, stats, cfg.concurrency, breaker)
     records = []
     usage: dict[str, int] = {}
@@ -248,6 +247,7 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
                         "correct": parsed == s.label if ex else None, "error": resp.error, "attempts": resp.attempts,
                         "prompt": prompt_view(req, s),
                         **({"latency_s": resp.latency_s} if resp.latency_s is not None else {})})
+    judge_unsent = breaker_for(judge).unsent if judge is not None else 0
     if judge is not None:
         from cytoreg.engine.judge import apply_judge
 
@@ -260,6 +260,8 @@ def _run_generator(cfg, kind, prep, adapter: Generator, setting, cache, progress
     top1 = [r for r in records if r["try"] == 0 and r["error"] is None]
     preds = Predictions([r["label"] for r in top1], [r["parsed"] for r in top1], prep.labels)
     stopped = breaker.reason if breaker.tripped and any(r["error"] for r in records) else None
+    if stopped is None and judge is not None and breaker_for(judge).unsent > judge_unsent:
+        stopped = f"judge {breaker_for(judge).reason}"  # rules-only parsing is not the run asked for
     return Evaluation(prep.spec.name, adapter.name, setting, records, preds, stats,
                       len(items) - len(missing), usage, tries, ids=[r["id"] for r in top1], stopped_reason=stopped)
 
@@ -272,11 +274,15 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     adv(len(hits), cached=True)
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
-    if missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
+    breaker = breaker_for(adapter)
+    if missing and not load_or_stop(adapter, breaker):  # once per adapter, in the main process, before workers fork
+        for i in missing:
+            responses[i] = Response(error=breaker.not_sent())
+        adv(len(missing))
+    elif missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
         from cytoreg.engine.embed import embed_images
         from cytoreg.models.embedding_cache import EmbeddingCache
 
-        ensure_loaded(adapter)  # once per adapter, in the main process, before workers fork
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
         class_emb = class_embeddings(adapter, prompts)
 
@@ -313,4 +319,5 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     scores = np.stack(score_rows) if score_rows else np.zeros((0, len(prep.labels)))
     return Evaluation(prep.spec.name, adapter.name, "zero_shot", records,
                       Predictions([s.label for s, _ in answered], [p for _, p in answered], prep.labels, scores),
-                      stats, len(hits), {}, ids=[s.id for s, _ in answered])
+                      stats, len(hits), {}, ids=[s.id for s, _ in answered],
+                      stopped_reason=breaker.reason if breaker.tripped and any(r["error"] for r in records) else None)
