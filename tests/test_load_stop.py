@@ -93,6 +93,15 @@ def test_clip_with_mismatched_weights_is_stopped_others_scored_resume_reruns_it(
     for name, ev in _by_model(ref).items():
         assert evs[name]["status"] == "complete" and evs[name]["n"] == 22
         assert (evs[name]["metrics"], evs[name]["ci"]) == (ev["metrics"], ev["ci"])
+    # the leaderboard says "stopped" (not "—", which means "not run") and why
+    from cytoreg.report.board import build_table, load_runs
+    from cytoreg.report.leaderboard import render_markdown
+
+    table = build_table(load_runs([run]), "f1_weighted")
+    row = next(r for r in table.rows if r.name == "bad-clip")
+    assert [c.stopped and c.value is None for c in row.cells] == [True] and row.mean_rank is None
+    md = render_markdown(table)
+    assert "| bad-clip | *stopped* |" in md and "load failed: cannot load weights" in md
     # fixed: the same command resumes; only the stopped model computes anything
     cfg_file.write_text(right)
     p = cli(args)

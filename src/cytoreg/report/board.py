@@ -167,6 +167,7 @@ class Cell:
     incomplete: bool = False       # status other than complete: greyed, never bolded or ranked
     mixed: bool = False            # scored on other sample ids than the column's reference set
     tied: bool = False             # paired bootstrap: not significantly different from the best
+    stopped: bool = False          # the model was stopped (fail-fast error, could not load): said so, not "—"
 
     @property
     def eligible(self) -> bool:
@@ -175,7 +176,7 @@ class Cell:
 
     def text(self, digits: int = 3) -> str:
         if self.value is None:
-            return "—"
+            return "stopped" if self.stopped else "—"
         s = f"{self.value:.{digits}f}"
         if self.low is not None and self.high is not None:
             s += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
@@ -253,6 +254,7 @@ def build_table(board: Board, metric: str, *, allow_mixed: bool = False, ties: b
     notes = list(board.notes)
     flagged = _mark_mixed(board, cols, allow_mixed, notes)
     rows: list[Row] = []
+    stopped_reasons: dict[str, None] = {}
     for m in board.models:
         cells = []
         baseline = False
@@ -264,7 +266,10 @@ def build_table(board: Board, metric: str, *, allow_mixed: bool = False, ties: b
             baseline = baseline or e.is_baseline
             ci = e.evaluation.get("ci", {}).get(metric) or {}
             cells.append(Cell(metric_value(e.evaluation, metric), ci.get("low"), ci.get("high"), n=e.n,
-                              coverage=e.coverage, incomplete=e.status != "complete", mixed=(t, s, m) in flagged))
+                              coverage=e.coverage, incomplete=e.status != "complete", mixed=(t, s, m) in flagged,
+                              stopped=e.status == "stopped"))
+            if e.status == "stopped" and e.evaluation.get("stopped_reason"):
+                stopped_reasons.setdefault(str(e.evaluation["stopped_reason"]), None)
         rows.append(Row(m, "baseline" if baseline else "model", cells))
     if not any(c.value is not None for r in rows for c in r.cells):
         known = sorted({k for e in board.entries.values() for k, v in e.evaluation.get("metrics", {}).items()
@@ -292,6 +297,9 @@ def build_table(board: Board, metric: str, *, allow_mixed: bool = False, ties: b
     if incomplete_cells:
         notes.append("incomplete evaluations (some samples got no answer: the number covers the answered ones "
                      "only) are greyed and never ranked: " + "; ".join(incomplete_cells))
+    if stopped_reasons:
+        notes.append("stopped models (scored on what they answered before the stop, if anything; never ranked): "
+                     + "; ".join(stopped_reasons))
     if any(c.tied for r in rows for c in r.cells):
         notes.append(f"'tied with best': the paired bootstrap ({TIE_RESAMPLES} resamples, or the run's own) of the "
                      "difference from the column's best includes 0")

@@ -304,7 +304,7 @@ def _spread(rows: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
 
 def _cell_html(c, best_marks: bool) -> str:
     if c.value is None:
-        return '<td data-v="">—</td>'
+        return '<td class="incomplete" data-v="">stopped</td>' if c.stopped else '<td data-v="">—</td>'
     ci = f' <span class="ci">[{c.low:.3f}, {c.high:.3f}]</span>' if c.low is not None and c.high is not None else ""
     classes = [name for name, on in (("best", c.best and best_marks), ("incomplete", c.incomplete),
                                      ("mixed", c.mixed), ("tied", c.tied)) if on]

@@ -24,7 +24,7 @@ def md_text(s: object) -> str:
 def markdown_cell(c, digits: int = 3) -> str:
     """``**0.812 [0.780, 0.840]** n=407``; incomplete and off-sample cells in italics with the reason."""
     if c.value is None:
-        return "—"
+        return "*stopped*" if c.stopped else "—"
     text = f"**{c.text(digits)}**" if c.best else c.text(digits)
     if c.incomplete or c.mixed:
         text = f"*{text}*"
