@@ -239,3 +239,18 @@ def test_judge_that_cannot_load_is_stopped_rules_only_scores_greyed_and_exit_3(t
         assert len(srv.requests) == n + len(vague) and all(r["model"] == "cleaner" for r in srv.requests[n:])
         assert fixed["evaluations"][0]["status"] == "complete" and exit_status(fixed) == 0
         assert fixed["evaluations"][0]["matched_by"].get("judge", 0) > 0
+
+
+def test_a_shard_records_the_models_it_stopped(tmp_path, monkeypatch):
+    """A shard (``--shard I/N``) scores nothing, so its manifest names the stopped models (the CLI
+    exits 3); the merge loads the model again and stops it there if it still cannot load."""
+    from cytoreg.models.openai_api import OpenAIChat
+
+    with FakeOpenAI(oracle) as srv:
+        d = specs(tmp_path, srv.base_url, per_class=1)
+        _fail_load(monkeypatch, OpenAIChat, "fake", "model 'fake': weights gone")
+        manifest = evaluate(EvalConfig(["small"], ["fake", "prior"], output=tmp_path / "s0", include=[str(d)],
+                                       progress=False, bootstrap=0, shard=(0, 2)))
+        assert srv.requests == []
+    assert manifest["stopped"] == {"fake": f"model 'fake' stopped at {srv.base_url}: load failed: weights gone"}
+    assert json.loads((tmp_path / "s0" / "shard.json").read_text())["stopped"] == manifest["stopped"]

@@ -174,7 +174,7 @@ def cmd_eval(args) -> int:
         i, n = results["shard"]
         _console().print(f"shard {i}/{n} cached in {cfg.output}; when all {n} are done: cytoreg merge DIRS... "
                          f"--output DIR")
-        return 0
+        return EXIT_INCOMPLETE if results.get("stopped") else 0  # its caches lack the stopped models' work
     if "evaluations" not in results:  # a rank other than 0 of torchrun / accelerate: rank 0 reports
         return 0
     print_summary(results, _console())

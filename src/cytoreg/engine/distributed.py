@@ -58,11 +58,13 @@ def _config(cfg) -> dict[str, Any]:
     return out
 
 
-def write_shard_manifest(cfg, prepared: dict) -> dict:
+def write_shard_manifest(cfg, prepared: dict, stopped: dict[str, str] | None = None) -> dict:
+    """``stopped``: models stopped in this shard (they could not load, or failed for good), by reason."""
     manifest = {"schema": "cytoreg/shard/v1", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "shard": list(cfg.shard), "config": _config(cfg),
                 "samples": {name: {"test": len(p.test), "train": len(p.split.train), "val": len(p.split.val)}
-                            for name, p in prepared.items()}}
+                            for name, p in prepared.items()},
+                **({"stopped": stopped} if stopped else {})}
     (Path(cfg.output) / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 

@@ -113,7 +113,8 @@ def _evaluate(cfg: EvalConfig, catalog: Catalog, pre) -> dict:
                 models[f"{cfg.judge} (judge)"]["stopped_reason"] = breaker_for(judge).reason
         cache.close()
     if cfg.shard is not None:
-        return dist.write_shard_manifest(cfg, prepared)
+        return dist.write_shard_manifest(cfg, prepared, {m: info["stopped_reason"] for m, info in models.items()
+                                                         if info.get("stopped_reason")})
     return write_results(cfg, prepared, models, evaluations)
 
 
