@@ -254,3 +254,52 @@ def test_a_shard_records_the_models_it_stopped(tmp_path, monkeypatch):
         assert srv.requests == []
     assert manifest["stopped"] == {"fake": f"model 'fake' stopped at {srv.base_url}: load failed: weights gone"}
     assert json.loads((tmp_path / "s0" / "shard.json").read_text())["stopped"] == manifest["stopped"]
+
+
+@pytest.mark.torch
+def test_a_part_loaded_lazily_that_cannot_load_stops_the_model_too(tmp_path, monkeypatch):
+    """load() passed, but the text side (loaded on first use by some adapters) raises ModelLoadError."""
+    pytest.importorskip("open_clip")
+    from tiny_clip import save_tiny_clip
+    from cytoreg.models.open_clip_adapter import OpenCLIP
+
+    save_tiny_clip(tmp_path / "tiny")
+    d = tmp_path / "specs"
+    d.mkdir()
+    (d / "tiny.yaml").write_text(f"spec: model/v1\nname: tiny-clip\nadapter: open_clip\n"
+                                 f"params: {{model: 'local-dir:{tmp_path / 'tiny'}'}}\nexecution: {{workers: 0}}\n")
+    (d / "small.yaml").write_text("spec: task/v1\nname: small-clip\nextends: demo\nsampling: {test_per_class: 1}\n")
+
+    def encode_texts(self, texts):
+        raise ModelLoadError(f"model '{self.name}': the tokenizer file is missing; put it back")
+
+    monkeypatch.setattr(OpenCLIP, "encode_texts", encode_texts)
+    res = evaluate(EvalConfig(["small-clip"], ["tiny-clip", "random"], output=tmp_path / "run", include=[str(d)],
+                              progress=False, bootstrap=0))
+    evs = _by_model(res)
+    _assert_stopped(evs["tiny-clip"], "model 'tiny-clip' stopped: load failed: the tokenizer file is missing; put it back")
+    assert evs["random"]["status"] == "complete" and exit_status(res) == 3
+    assert {r["error"] for r in _samples(tmp_path / "run", "tiny-clip")} == {"not sent: " + evs["tiny-clip"]["stopped_reason"]}
+
+
+def test_batched_generator_whose_lazy_load_fails_is_stopped_after_one_batch():
+    """A local (batched) generator raising ModelLoadError from a batch: that batch's samples carry the
+    error, the model is stopped at once (not after ``circuit_breaker`` failures), the rest are not sent."""
+    from cytoreg.engine.breaker import Breaker
+    from cytoreg.engine.execute import CallStats, run_generator
+    from cytoreg.models.base import ChatRequest, Message, TextPart
+
+    class Local:
+        name, mode, batch_size, calls = "local-vlm", "batched", 2, 0
+
+        def generate_batch(self, chunk):
+            self.calls += 1
+            raise ModelLoadError("model 'local-vlm': processor files missing from /m; download them again")
+
+    model, breaker, got = Local(), Breaker("local-vlm"), {}
+    reqs = [ChatRequest([Message("user", [TextPart(f"q{i}")])], {}) for i in range(5)]
+    run_generator(model, reqs, lambda i, r: got.__setitem__(i, r), CallStats(), breaker=breaker)
+    reason = "model 'local-vlm' stopped: load failed: processor files missing from /m; download them again"
+    assert model.calls == 1 and breaker.reason == reason
+    assert [got[i].error.startswith("ModelLoadError: model 'local-vlm': processor files") for i in range(2)] == [True] * 2
+    assert [got[i].error for i in range(2, 5)] == [f"not sent: {reason}"] * 3

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from cytoreg.engine.breaker import Breaker, breaker_for
 from cytoreg.engine.interrupt import RunInterrupted, graceful
+from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import ChatRequest, FatalError, Generator, PermanentError, Response, TransientError
 
 
@@ -128,6 +129,12 @@ def _run(model: Generator, requests: Sequence[ChatRequest], on_done: Callable[[i
                     if r.latency_s is None and r.error is None:
                         r.latency_s = took
                 breaker.success()
+            except ModelLoadError as exc:  # a part loaded lazily cannot load: the model stops, the run goes on
+                from cytoreg.engine.breaker import load_failure
+
+                responses = [Response(error=f"{type(exc).__name__}: {exc}") for _ in chunk]
+                stats.add(failed=len(chunk))
+                breaker.trip(load_failure(model.name, exc))
             except Exception as exc:  # a crash in one batch is recorded per sample, the run goes on
                 responses = [Response(error=f"{type(exc).__name__}: {exc}") for _ in chunk]
                 stats.add(failed=len(chunk))

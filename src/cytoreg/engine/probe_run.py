@@ -8,9 +8,9 @@ from typing import Callable
 
 import numpy as np
 
-from cytoreg.engine.breaker import Breaker, breaker_for, load_or_stop
+from cytoreg.engine.breaker import Breaker, breaker_for, load_failure, load_or_stop
 from cytoreg.engine.execute import CallStats
-from cytoreg.errors import CytoregError
+from cytoreg.errors import CytoregError, ModelLoadError
 from cytoreg.metrics.classification import Predictions, compute
 from cytoreg.models.base import Embedder, EmbedderFeatures, FeatureExtractor, ModelAdapter
 from cytoreg.tasks import probe_heads
@@ -51,8 +51,13 @@ def run_probe(cfg, prep, adapter: ModelAdapter, cache, bar: Callable[[int], Call
     import time
 
     t0 = time.perf_counter()
-    errors = extract_features(fx, [s.image for s in order], shas, store, bar(len(order)), stats)
-    stats.wall_s += time.perf_counter() - t0
+    try:
+        errors = extract_features(fx, [s.image for s in order], shas, store, bar(len(order)), stats)
+    except ModelLoadError as exc:  # a part the adapter loads lazily cannot load: stopped as above
+        breaker.trip(load_failure(adapter.name, exc))
+        return [] if fill_only else _stopped(prep, adapter, fx.feature_keys(), breaker, stats)
+    finally:
+        stats.wall_s += time.perf_counter() - t0
     if fill_only:
         return []
     ok = {s.id for i, s in enumerate(order) if i not in errors}

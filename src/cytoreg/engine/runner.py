@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from cytoreg.cache import ResponseCache, request_key
-from cytoreg.engine.breaker import breaker_for, load_or_stop
+from cytoreg.engine.breaker import breaker_for, load_failure, load_or_stop
 from cytoreg.engine.execute import CallStats, run_generator
 from cytoreg.engine.progress import bar as _bar, first_cached as _first_cached, progress as _progress
-from cytoreg.errors import CytoregError, IncompatibleError
+from cytoreg.errors import CytoregError, IncompatibleError, ModelLoadError
 from cytoreg.metrics import statistics
 from cytoreg.metrics.classification import Predictions
 from cytoreg.models.base import Baseline, Embedder, Generator, ModelAdapter, Response
@@ -276,16 +276,12 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
     responses: dict[int, Response] = {i: hits[k] for i, k in enumerate(keys) if k in hits}
     missing = [i for i, k in enumerate(keys) if k not in hits]
     breaker = breaker_for(adapter)
-    if missing and not load_or_stop(adapter, breaker):  # once per adapter, in the main process, before workers fork
-        for i in missing:
-            responses[i] = Response(error=breaker.not_sent())
-        adv(len(missing))
-    elif missing:  # only now the image pipeline (and torch): a fully cached rerun never imports it
+    if missing and load_or_stop(adapter, breaker):  # once per adapter, in the main process, before workers fork
+        # only now the image pipeline (and torch): a fully cached rerun never imports it
         from cytoreg.engine.embed import embed_images
         from cytoreg.models.embedding_cache import EmbeddingCache
 
         emb_cache = EmbeddingCache(Path(cache.path).parent / "embeddings", fp)
-        class_emb = class_embeddings(adapter, prompts)
 
         def on_batch(local: list[int], emb: np.ndarray, failed: list[tuple[int, str]]) -> None:
             rows = []
@@ -301,9 +297,18 @@ def _run_embedder(kind, prep, adapter: Embedder, cache, progress, label, stats) 
             adv(len(local) + len(failed))
 
         t0 = time.perf_counter()
-        embed_images(adapter, [prep.test[i].image for i in missing], [shas[i] for i in missing], emb_cache,
-                     on_batch, stats)
+        try:
+            class_emb = class_embeddings(adapter, prompts)
+            embed_images(adapter, [prep.test[i].image for i in missing], [shas[i] for i in missing], emb_cache,
+                         on_batch, stats)
+        except ModelLoadError as exc:  # a part the adapter loads lazily (text tower, logit scale) cannot load
+            breaker.trip(load_failure(adapter.name, exc))
         stats.wall_s += time.perf_counter() - t0
+    unsent = [i for i in missing if i not in responses]  # the model was stopped
+    for i in unsent:
+        responses[i] = Response(error=breaker.not_sent())
+    if unsent:
+        adv(len(unsent))
     records, answered, score_rows = [], [], []
     for i, s in enumerate(prep.test):
         resp = responses[i]
