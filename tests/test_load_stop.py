@@ -4,7 +4,6 @@ the model and the error's fix, "not sent" records and no score for it, the other
 exactly as in a run without it, a complete run folder, exit 3; a resume after the fix re-runs only
 that model. A judge that cannot load is stopped the same way (rules-only parsing, greyed, exit 3)."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -277,9 +276,10 @@ def test_a_part_loaded_lazily_that_cannot_load_stops_the_model_too(tmp_path, mon
     res = evaluate(EvalConfig(["small-clip"], ["tiny-clip", "random"], output=tmp_path / "run", include=[str(d)],
                               progress=False, bootstrap=0))
     evs = _by_model(res)
-    _assert_stopped(evs["tiny-clip"], "model 'tiny-clip' stopped: load failed: the tokenizer file is missing; put it back")
+    reason = "model 'tiny-clip' stopped: load failed: the tokenizer file is missing; put it back"
+    _assert_stopped(evs["tiny-clip"], reason)
     assert evs["random"]["status"] == "complete" and exit_status(res) == 3
-    assert {r["error"] for r in _samples(tmp_path / "run", "tiny-clip")} == {"not sent: " + evs["tiny-clip"]["stopped_reason"]}
+    assert {r["error"] for r in _samples(tmp_path / "run", "tiny-clip")} == {f"not sent: {reason}"}
 
 
 def test_batched_generator_whose_lazy_load_fails_is_stopped_after_one_batch():
@@ -301,5 +301,5 @@ def test_batched_generator_whose_lazy_load_fails_is_stopped_after_one_batch():
     run_generator(model, reqs, lambda i, r: got.__setitem__(i, r), CallStats(), breaker=breaker)
     reason = "model 'local-vlm' stopped: load failed: processor files missing from /m; download them again"
     assert model.calls == 1 and breaker.reason == reason
-    assert [got[i].error.startswith("ModelLoadError: model 'local-vlm': processor files") for i in range(2)] == [True] * 2
+    assert all(got[i].error.startswith("ModelLoadError: model 'local-vlm': processor files") for i in range(2))
     assert [got[i].error for i in range(2, 5)] == [f"not sent: {reason}"] * 3
