@@ -167,11 +167,15 @@ def test_generator_that_cannot_load_is_stopped_and_a_cached_one_never_loads(tmp_
     message = "model 'fake': the variable OPENAI_API_KEY is no longer set; export it and re-run"
     with FakeOpenAI(oracle) as srv:
         d = specs(tmp_path, srv.base_url, per_class=1)
-        cfg = EvalConfig(["small"], ["fake", "prior"], output=tmp_path / "run", include=[str(d)], progress=False,
-                         bootstrap=20)
+        (d / "small2.yaml").write_text("spec: task/v1\nname: small2\nextends: small\n")
+        cfg = EvalConfig(["small", "small2"], ["fake", "prior"], output=tmp_path / "run", include=[str(d)],
+                         progress=False, bootstrap=20)
         loaded = _fail_load(monkeypatch, OpenAIChat, "fake", message)
         res = evaluate(cfg)
-        assert loaded == ["fake"] and srv.requests == []
+        assert loaded == ["fake"] and srv.requests == []  # tried once, not once per task
+        second = [ev for ev in res["evaluations"] if ev["task"] == "small2" and ev["model"] == "fake"]
+        assert len(second) == 1 and second[0]["status"] == "stopped"
+        res["evaluations"] = [ev for ev in res["evaluations"] if ev["task"] == "small"]
         reason = (f"model 'fake' stopped at {srv.base_url}: load failed: the variable OPENAI_API_KEY is no longer set; "
                   "export it and re-run")
         assert [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")] == [f"error: {reason}"]
@@ -180,15 +184,15 @@ def test_generator_that_cannot_load_is_stopped_and_a_cached_one_never_loads(tmp_
         _assert_stopped(evs["fake"], reason)
         assert evs["fake"]["stopped_reason"] == reason == res["models"]["fake"]["stopped_reason"]
         rows = _samples(tmp_path / "run", "fake")
-        assert len(rows) == 11 and {r["error"] for r in rows} == {f"not sent: {reason}"}
+        assert len(rows) == 22 and {r["error"] for r in rows} == {f"not sent: {reason}"}
         ref = evaluate(EvalConfig(["small"], ["prior"], output=tmp_path / "ref", include=[str(d)], progress=False,
                                   bootstrap=20))["evaluations"][0]
         assert (evs["prior"]["metrics"], evs["prior"]["ci"]) == (ref["metrics"], ref["ci"])
         # fixed: the resume sends the stopped model's requests
         monkeypatch.undo()
         fixed = evaluate(cfg)
-        assert exit_status(fixed) == 0 and len(srv.requests) == 11
-        answered = _by_model(fixed)["fake"]
+        assert exit_status(fixed) == 0 and len(srv.requests) == 11  # small2 has the same samples: cached
+        answered = [ev for ev in fixed["evaluations"] if ev["model"] == "fake" and ev["task"] == "small"][0]
         assert answered["status"] == "complete" and answered["requests"]["sent"] == 11
         # a model whose replies are all cached never loads: it is scored even when it could not load now
         loaded = _fail_load(monkeypatch, OpenAIChat, "fake", message)
