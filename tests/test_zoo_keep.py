@@ -236,8 +236,12 @@ def test_a_failing_model_code_is_named_as_the_checkpoints_not_a_cytoreg_bug(tmp_
                str(d), "--no-progress"])
     out = capsys.readouterr()
     text = out.out + out.err
-    assert rc == 2 and "Traceback" not in text and "bug in cytoreg" not in text
+    # a load failure during the run stops that model (exit 3, the run folder written), as a fatal API error does
+    assert rc == 3 and "Traceback" not in text and "bug in cytoreg" not in text
     assert f"the model code shipped with {folder} failed while loading the model (TypeError: old API)" in text
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "(TypeError: old API)" in res["models"]["keep-twin"]["stopped_reason"]
+    assert {ev["status"] for ev in res["evaluations"]} == {"stopped"}
 
 
 def test_a_package_the_model_code_needs_is_named(tmp_path):
