@@ -288,3 +288,48 @@ def test_a_damaged_weight_file_at_load_time_never_advises_weights_only_false(mon
     msg = str(exc.value)
     assert "weights_only=False" not in msg and "model_kwargs" not in msg
     assert "`cytoreg models check uni` names the file; delete it and download it again" in msg
+
+
+def _eval_check(tmp_path, model, capsys):
+    (tmp_path / "t.yaml").write_text("spec: task/v1\nname: zoo-probe\nkind: probe\nextends: demo\n"
+                                     "sampling: {seed: 42, test_per_class: 2, train_per_class: 3, val_per_class: 1}\n")
+    rc = main(["eval", "--check", "--tasks", "zoo-probe", "--models", model, "--include", str(tmp_path / "t.yaml"),
+               "-o", str(tmp_path / "run")])
+    return rc, " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+
+
+def test_a_partial_snapshot_is_caught_by_the_shallow_check(cache, tmp_path, capsys):
+    """The audit's two: hibou-b with config and weights but no preprocessor_config.json, and KEEP whose
+    config.json auto_map names modeling_keep.py that the snapshot lacks. ``eval --check`` (nothing
+    loaded) and ``models check`` both say which file and how to get it; the whole snapshots pass."""
+    from tiny_hf_encoders import save_hibou_twin
+    from tiny_keep import save_tiny_keep
+
+    save_hibou_twin(tmp_path / "hibou")
+    snap = _put_in_hf_cache(cache, "histai/hibou-b", tmp_path / "hibou")
+    save_tiny_keep(tmp_path / "keep", "a photo of a cell")
+    ksnap = _put_in_hf_cache(cache, "Astaxanthin/KEEP", tmp_path / "keep")
+    rc, out = _eval_check(tmp_path, "hibou-b,keep", capsys)
+    assert rc == 0 and "preflight ok" in out, out
+    (snap / "preprocessor_config.json").unlink()
+    (ksnap / "modeling_keep.py").unlink()
+    rc, out = _eval_check(tmp_path, "hibou-b", capsys)
+    want = (f"model 'hibou-b': files preprocessor_config.json or processor_config.json is missing from the snapshot "
+            f"{snap}, and the hf_features adapter's loader reads it (a partial download?): hf download histai/hibou-b "
+            "--force-download")
+    assert rc == 1 and "preflight ok" not in out and want in out, out
+    rc, out = _eval_check(tmp_path, "keep", capsys)
+    assert rc == 1 and (f"model 'keep': files modeling_keep.py is missing from the snapshot {ksnap}, and the "
+                        "hf_remote_clip adapter's loader reads it (a partial download?): hf download Astaxanthin/KEEP "
+                        "--force-download") in out, out
+    assert main(["models", "check", "hibou-b", "keep"]) == 1
+    r = _report(capsys.readouterr().out)
+    assert r["hibou-b"][-2].startswith("files    preprocessor_config.json or processor_config.json is missing")
+    assert r["keep"][-2].startswith("files    modeling_keep.py is missing from the snapshot")
+    assert r["hibou-b"][-1] == r["keep"][-1] == "status   NOT READY"
+    # a module the named one imports relatively is needed too (transformers fetches it)
+    (snap / "preprocessor_config.json").write_text((tmp_path / "hibou" / "preprocessor_config.json").read_text())
+    (snap / "modeling_dinov2.py").write_text("from .configuration_dinov2 import Dinov2Config\n"
+                                             "from .helpers_dinov2 import Block\n")
+    rc, out = _eval_check(tmp_path, "hibou-b", capsys)
+    assert rc == 1 and "files helpers_dinov2.py is missing from the snapshot" in out, out

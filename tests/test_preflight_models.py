@@ -71,6 +71,7 @@ def test_present_things_pass(bare, monkeypatch, tmp_path):
     import numpy as np
 
     save_file({"w": np.zeros(4, dtype=np.float32)}, str(snap / "model.safetensors"))
+    (snap / "preprocessor_config.json").write_text("{}")  # the processor AutoProcessor reads
     assert check("plip") == []
 
 

@@ -255,6 +255,59 @@ def _files(c: Check, spec: Any, files: list[Path], folder: Path | None, redownlo
     return True
 
 
+#: the files a transformers processor / image processor is read from (transformers 5 writes a
+#: processor's as processor_config.json, an image processor's as preprocessor_config.json; hub repos
+#: saved by 4.x hold preprocessor_config.json for both)
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+#: config files whose ``auto_map`` names module files transformers imports (trust_remote_code)
+AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def _auto_map_modules(folder: Path) -> list[str]:
+    """The ``.py`` files the folder's ``auto_map`` entries name, and the files those import
+    relatively (``from .configuration_x import``), as transformers fetches them. Entries of
+    another repo (``org/repo--module.Class``) are not this folder's."""
+    import re
+
+    names: list[str] = []
+    for cfg_name in AUTO_MAP_FILES:
+        try:
+            amap = json.loads((folder / cfg_name).read_text(encoding="utf-8")).get("auto_map") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        refs = [r for v in (amap.values() if isinstance(amap, dict) else []) for r in (v if isinstance(v, list) else [v])]
+        for ref in refs:
+            if isinstance(ref, str) and "." in ref and "--" not in ref:
+                names.append(ref.rsplit(".", 1)[0].replace(".", "/") + ".py")
+    seen: list[str] = []
+    while names:
+        n = names.pop(0)
+        if n in seen:
+            continue
+        seen.append(n)
+        try:
+            code = (folder / n).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        names += [f"{m}.py" for m in re.findall(r"^\s*from\s+\.(\w+)\s+import", code, re.MULTILINE)]
+    return seen
+
+
+def _needed_files(spec: Any, folder: Path) -> list[str]:
+    """Files the adapter's loader will read that the folder lacks, found without loading anything:
+    the processor's config (not for hf_remote_clip: KEEP ships a tokenizer and no processor) and,
+    where the spec trusts remote code, every module file ``auto_map`` names."""
+    adapter = spec.get("adapter")
+    missing = []
+    if adapter in HF_ADAPTERS and not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if adapter in HF_ADAPTERS and adapter != "hf_remote_clip" and not any((folder / n).is_file() for n in PROCESSOR_FILES):
+        missing.append(" or ".join(PROCESSOR_FILES))
+    if adapter in HF_ADAPTERS and spec.get("trust_remote_code"):
+        missing += [n for n in _auto_map_modules(folder) if not (folder / n).is_file()]
+    return missing
+
+
 def _loadable(spec: Any, folder: Path) -> str:
     """Config (+ processor) from the folder without reading weights; returns what loaded."""
     adapter = spec.get("adapter")
@@ -444,6 +497,16 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
         c.fail("weights", "weights", f"missing: {folder} has no weight file (*.safetensors, *.bin, *.pth)", get)
         return
     if not _files(c, spec, files, folder, redownload):
+        return
+    lacking = [] if src.filename else _needed_files(spec, folder)
+    if lacking:
+        where = f"the snapshot {folder}" if src.kind == "hub" else f"the folder {folder}"
+        fix = (f"hf download {src.where} --force-download" if src.kind == "hub"
+               else "replace the folder's files with a complete copy")
+        one = len(lacking) == 1
+        c.fail("weights", "files", f"{', '.join(lacking)} {'is' if one else 'are'} missing from {where}, and the "
+                                   f"{c.adapter} adapter's loader reads {'it' if one else 'them'} (a partial "
+                                   f"download?): {fix}")
         return
     if deep:
         try:
