@@ -366,6 +366,31 @@ def _loadable_file(spec: Any) -> str:
     return f"timm architecture {arch}"
 
 
+def _key_fit(c: Check, spec: Any, path: Path) -> None:
+    """A checkpoint file's keys against the architecture the timm / open_clip adapter builds (on the
+    meta device; no tensor read): a file of another model is named here, not at the run's load."""
+    from cytoreg.models import keyfit
+
+    p = dict(spec.get("params") or {})
+    try:
+        if c.adapter == "timm" and p.get("arch"):
+            arch, fit = p["arch"], keyfit.timm_fit(p, path, f"model '{c.name}' ({spec.path})")
+        elif c.adapter == "open_clip" and p.get("model") and not str(p["model"]).startswith(("hf-hub:", "local-dir:")):
+            arch, fit = p["model"], keyfit.open_clip_fit(str(p["model"]), path)
+        else:
+            return
+    except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the file
+        c.fail("weights", "keys", f"no: {path} could not be compared with the architecture: {library_words(exc)}")
+        return
+    if fit.ok:
+        c.add("keys", f"{path.name} fits {arch}")
+        return
+    get = how_to_get(spec)
+    c.fail("weights", "keys", f"{path} is present but not a {arch} state dict: {fit.words()}; check params.arch / "
+                              f"params.model / params.model_kwargs in {spec.path}, or that the file is the checkpoint "
+                              "meant for this model" + (f" ({get})" if get else ""))
+
+
 def _deep_hook(c: Check, spec: Any) -> None:
     """An adapter's own deep check (DEEP_HOOKS): its lines beyond the weights, and its verdict."""
     import importlib
@@ -444,7 +469,7 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
         c.fail("weights", "weights", f"missing: environment variable {src.where} ({src.origin}) is not set; set "
                                      "it to the checkpoint file", how_to_get(spec))
     elif src.kind == "file":
-        _file(c, spec, src)
+        _file(c, spec, src, deep)
     else:
         _folder(c, spec, src, deep)
     model = str((spec.get("params") or {}).get("model", ""))
@@ -458,11 +483,13 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
     return c
 
 
-def _file(c: Check, spec: Any, src: Source) -> None:
+def _file(c: Check, spec: Any, src: Source, deep: bool = True) -> None:
     path = Path(src.where).expanduser()
     get = how_to_get(spec)
     if path.is_file():
-        _files(c, spec, [path], None, f"delete {path} and download it again" + (f" ({get})" if get else ""))
+        if _files(c, spec, [path], None, f"delete {path} and download it again" + (f" ({get})" if get else "")) \
+                and deep:
+            _key_fit(c, spec, path)
         return
     rel = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
     what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -513,6 +540,9 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
             c.add("loads", _loadable_file(spec) if src.filename else _loadable(spec, folder))
         except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the folder
             c.fail("weights", "loads", f"no: {folder}: {library_words(exc)}")
+        else:
+            if src.filename:
+                _key_fit(c, spec, files[0])
     if spec.get("gated") and src.kind == "hub":
         c.add("licence", f"gated repo; its licence was accepted at {spec.get('gated')} by whoever downloaded it")
 
