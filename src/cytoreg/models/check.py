@@ -421,7 +421,7 @@ def _packages(c: Check, adapter: str) -> None:
         except (ImportError, ValueError):  # a parent package is missing (google.genai without google)
             missing.append(m)
     if missing:
-        c.fail("weights", "packages", f"missing: {', '.join(missing)} (the {adapter} adapter imports them)", how)
+        c.fail("package", "packages", f"missing: {', '.join(missing)} (the {adapter} adapter imports them)", how)
 
 
 def _endpoint(c: Check, spec: Any) -> None:
@@ -566,6 +566,7 @@ def _adapter_extras(c: Check, adapter: Any, src: Source) -> None:
     for m in found:
         if m in said or (not c.ready and src.where and src.where in m):
             continue
-        category = "key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else "weights"
+        category = ("key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else
+                    "package" if " needs " in m and any(w in m for w in ("Install:", "pip install")) else "weights")
         c.add("adapter", m)
         c.problems.append((category, m))
