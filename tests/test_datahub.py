@@ -284,7 +284,7 @@ def test_a_failed_fetch_says_what_is_kept_and_the_offline_route(tmp_path, capsys
     err = " ".join(capsys.readouterr().err.split())
     assert "nothing was written" in err and "resumes from there" not in err  # no .part to resume from
     assert f"download http://127.0.0.1:{port}/mini.zip on another machine, unpack it into" in err
-    assert tree(tmp_path / "data" / "mini") == []
+    assert not (tmp_path / "data" / "mini").exists()  # "nothing was written": not even an empty folder
 
 
 def test_a_present_file_that_is_not_the_published_one_is_named(tmp_path, capsys):
@@ -327,3 +327,17 @@ def test_absent_or_broken_npz_is_one_clear_error(tmp_path, monkeypatch, capsys):
     assert run("data", "verify", "bloodmnist") == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "not an .npz (zip) archive" in err and "allow_pickle" not in err and err.count("not an .npz") == 1
+
+
+def test_verify_takes_a_folder_and_a_task_without_recipe_prints_steps(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    folder = tmp_path / "cells"
+    shutil.copytree(PBC_DIR / "PBC_dataset_normal_DIB", folder)
+    assert run("data", "verify", str(folder)) == 0  # the same forms `eval --tasks` takes
+    assert "found: 474 files" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setenv("CYTOREG_DATA", str(tmp_path / "home"))
+    assert run("data", "fetch", "han-t2-pannuke") == 1  # a manual step, as for the tasks with written steps
+    out = " ".join(capsys.readouterr().out.split())
+    assert "han-t2-pannuke needs a manual step (cytoreg has no download recipe)" in out
+    assert "1. Get the data from https://warwick.ac.uk" in out and "cytoreg data verify han-t2-pannuke" in out

@@ -16,7 +16,9 @@ def test_list_models_shows_role_licence_gating_and_size(capsys):
     assert rows["uni2-h"]["parameters"] == cat.model("uni2-h").get("parameters")
     assert rows["medsiglip"]["role"] == "embedder" and rows["qwen3-vl-8b"]["role"] == "generator"
     assert rows["phikon-v2"]["gated"] == "no" and rows["gpt-5"]["gated"] == "API"
-    assert rows["random"]["role"] == "baseline"
+    assert rows["random"]["role"] == "baseline" and rows["random"]["gated"] == "-"
+    assert rows["claude-opus-5-5"]["licence"] == "provider's terms" and rows["conch"]["gated"] == "yes"
+    assert rows["musk"]["parameters"] == "675M" and rows["musk"]["adapter"] == "musk"
     assert main(["list", "models"]) == 0
     out = capsys.readouterr().out
     assert "│ role " in out.replace("┃", "│") and "│ uni2-h " in out

@@ -138,7 +138,7 @@ def test_a_model_that_cannot_run_is_never_ready(cache, no_keys, capsys, tmp_path
     # a gated hub reference is a hub id with a "get it" line, never a file path
     assert r["conch"][0] == (f"weights  missing: pytorch_model.bin of MahmoodLab/conch (params.checkpoint) is not in "
                              f"the Hugging Face cache {cache} (models--MahmoodLab--conch; HF_HUB_OFFLINE is set)")
-    assert r["conch"][1].startswith("get it   request access at https://huggingface.co/MahmoodLab/conch")
+    assert r["conch"][1].startswith("get it   accept the licence at https://huggingface.co/MahmoodLab/CONCH, then hf auth login")
     assert all(v[-1] == "status   NOT READY" for v in r.values()), r
     # with the key / endpoint set they are ready, and the key is never shown
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")

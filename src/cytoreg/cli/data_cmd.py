@@ -79,12 +79,19 @@ def _manual(console, dl, spec) -> None:
     console.print(f"  Then check it with: cytoreg data verify {spec.name}")
 
 
+def _task(catalog, name: str):
+    """A task name, or a folder / CSV / task spec file as `eval --tasks` takes them."""
+    from cytoreg.tasks.folder_task import task_or_folder
+
+    return task_or_folder(catalog, name)
+
+
 def cmd_fetch(args) -> int:
     from cytoreg.datahub.fetch import fetch
     from cytoreg.datahub.spec import read_download
     from cytoreg.registry.catalog import Catalog
 
-    spec = Catalog.load(args.include).task(args.name)
+    spec = _task(Catalog.load(args.include), args.name)
     dl = read_download(spec)
     console = _console()
     root = str((spec.get("data") or {}).get("root", ""))
@@ -93,12 +100,14 @@ def cmd_fetch(args) -> int:
 
         console.print(f"{spec.name} ships with cytoreg ({resolve_path(root)}); nothing to fetch")
         return 0
-    if dl is None:
-        layout = f" and lay it out as {spec.get('layout')}" if spec.get("layout") else ""
-        raise CytoregError(f"cytoreg has no download recipe for '{spec.name}': get the data from "
-                           f"{spec.get('download_url') or spec.get('homepage') or '(no URL in ' + str(spec.path) + ')'}"
-                           f"{layout}, at {(spec.get('data') or {}).get('root') or (spec.get('data') or {}).get('file')}; "
-                           f"then check it with `cytoreg data verify {spec.name}`")
+    if dl is None:  # a manual step like any other, only with the steps taken from the spec's fields
+        data = spec.get("data") or {}
+        console.print(Text.assemble((spec.name, "bold"), " needs a manual step (cytoreg has no download recipe):"))
+        console.print(f"  1. Get the data from {spec.get('download_url') or spec.get('homepage') or '(no URL in ' + str(spec.path) + ')'}")
+        console.print(f"  2. Put it at {data.get('root') or data.get('file') or data.get('manifest')}"
+                      + (f", laid out as {spec.get('layout')}" if spec.get("layout") else ""))
+        console.print(f"  Then check it with: cytoreg data verify {spec.name}")
+        return 1  # nothing was downloaded
     if args.source == "hf":
         import time
 
@@ -131,7 +140,7 @@ def cmd_verify(args) -> int:
     from cytoreg.datahub.verify import verify
     from cytoreg.registry.catalog import Catalog
 
-    spec = Catalog.load(args.include).task(args.name)
+    spec = _task(Catalog.load(args.include), args.name)
     rep = verify(spec)
     if args.json:
         print(json.dumps({"task": rep.task, "ok": rep.ok,
@@ -201,7 +210,7 @@ def register(sub, common) -> None:
     pf = dsub.add_parser("fetch", parents=[common], help="download, check and unpack a task's dataset into its "
                          "data folder ($CYTOREG_DATA, default ~/cytoreg-data; resumable); where a manual step is "
                          "needed, prints the steps and exits 1")
-    pf.add_argument("name", help="task name")
+    pf.add_argument("name", help="task name (or a task spec file)")
     pf.add_argument("--attempts", type=int, default=5, help="tries per file (each resumes where the last ended)")
     pf.add_argument("--no-progress", action="store_true")
     pf.add_argument("--from", dest="source", choices=("publisher", "hf"), default="publisher",
@@ -210,7 +219,7 @@ def register(sub, common) -> None:
     pf.set_defaults(fn=cmd_fetch)
     pv = dsub.add_parser("verify", parents=[common], help="per-label file counts against the published ones; "
                          "extra files; checksums (exit 1 on a difference, 2 when the data is absent)")
-    pv.add_argument("name", help="task name")
+    pv.add_argument("name", help="task name, or a folder / CSV / task spec file as `eval --tasks` takes")
     pv.add_argument("--show", type=int, default=20, metavar="N", help="how many extra / missing files to list "
                     "(default 20)")
     pv.add_argument("--json", action="store_true")

@@ -20,7 +20,7 @@ def cmd_list(args) -> int:
     rows = {g: [_row(e, g) for e in reg] for g, reg in chosen.items()}
     if "models" in rows:
         for r in rows["models"]:
-            r.update(_model_card(cat, r["name"]))
+            r.update(_model_card(cat, r["name"]), adapter=r["kind"])  # "adapter": the table's column name
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -56,9 +56,11 @@ def _model_card(cat, name: str) -> dict:
         role = ADAPTERS.get(spec.get("adapter")).capability
     except CytoregError as exc:
         return {"role": f"error: {str(exc).splitlines()[0]}", "licence": None, "gated": None, "parameters": None}
-    gated = spec.get("gated")
-    return {"role": role, "licence": spec.get("license"), "gated": "yes" if gated else ("no" if spec.get("open_weights")
-            is not False else "API"), "parameters": spec.get("parameters")}
+    api = spec.get("open_weights") is False
+    if role == "baseline":
+        return {"role": role, "licence": "-", "gated": "-", "parameters": "-"}
+    return {"role": role, "licence": spec.get("license") or ("provider's terms" if api else None),
+            "gated": "yes" if spec.get("gated") else ("API" if api else "no"), "parameters": spec.get("parameters")}
 
 
 def _row(e, group: str) -> dict:

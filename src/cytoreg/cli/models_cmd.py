@@ -18,8 +18,8 @@ def cmd_models_check(args) -> int:
     names = _split(args.names)
     unknown = [n for n in names if n not in cat.models]
     if unknown:
-        raise CytoregError(f"no model named '{unknown[0]}'{suggest(unknown[0], cat.models.names())}; "
-                           "`cytoreg list models` shows them")
+        hint = suggest(unknown[0], cat.models.names())
+        raise CytoregError(f"no model named '{unknown[0]}'{hint}" + ("" if hint else "; `cytoreg list models` shows them"))
     results = []
     for name in names:
         spec = cat.model(name)

@@ -247,16 +247,18 @@ def fetch(dl: Download, *, progress: bool = True, attempts: int = 5, backoff: fl
         if f.extract and not f.creates:
             raise DataError(f"{dl.spec_path}: download.files[{i}].creates: needed for an archive (the folder it "
                             "unpacks to), so that a fetched dataset is recognised as present")
+    created = not dl.dest.exists()
     dl.dest.mkdir(parents=True, exist_ok=True)
     staging = dl.dest / STAGING
     installed: list[Path] = []
     try:
         _fetch_all(dl, staging, installed, progress, attempts, backoff, report)
     finally:  # the staging folder holds only resumable .part files; drop it when empty
-        try:
-            staging.rmdir()
-        except OSError:
-            pass
+        for folder in (staging, dl.dest) if created else (staging,):  # and a data folder this fetch made for nothing
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
     return installed
 
 

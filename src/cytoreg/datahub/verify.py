@@ -101,8 +101,10 @@ def verify(spec: Any) -> Report:
             rep.splits.append((split, split_sizes.get(split), sum(c.values())))
             totals += c
             skipped += sk
-        if len(errors) == len(splits) and len({str(e) for e in errors}) == 1:
-            raise errors[0]  # one file holds every split and it is not there (or not readable): say it once
+        if len(errors) == len(splits):  # nothing of it is there (or readable): one error, not a table of zeros
+            if len({str(e) for e in errors}) == 1:
+                raise errors[0]  # one file holds every split
+            raise DataError(f"{errors[0]} (and {len(errors) - 1} other split(s) of '{spec.name}' are not there either)")
     else:
         totals, skipped = _count(spec, data)
     for lab in list(published) + sorted(set(totals) - set(published)):

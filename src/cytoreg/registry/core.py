@@ -106,7 +106,7 @@ class Registry(Generic[T]):
             known = sorted(self._entries)
             raise RegistryError(
                 f"unknown {self.what} '{name}'{suggest(name, known)}"
-                + ("" if suggest(name, known) else f" Known: {', '.join(known) or '(none)'}.")
+                + ("" if suggest(name, known) else f". Known: {', '.join(known) or '(none)'}.")
             ) from None
 
     def get(self, name: str) -> T:
