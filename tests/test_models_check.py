@@ -288,3 +288,96 @@ def test_a_damaged_weight_file_at_load_time_never_advises_weights_only_false(mon
     msg = str(exc.value)
     assert "weights_only=False" not in msg and "model_kwargs" not in msg
     assert "`cytoreg models check uni` names the file; delete it and download it again" in msg
+
+
+def _eval_check(tmp_path, model, capsys):
+    (tmp_path / "t.yaml").write_text("spec: task/v1\nname: zoo-probe\nkind: probe\nextends: demo\n"
+                                     "sampling: {seed: 42, test_per_class: 2, train_per_class: 3, val_per_class: 1}\n")
+    rc = main(["eval", "--check", "--tasks", "zoo-probe", "--models", model, "--include", str(tmp_path / "t.yaml"),
+               "-o", str(tmp_path / "run")])
+    return rc, " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+
+
+def test_a_partial_snapshot_is_caught_by_the_shallow_check(cache, tmp_path, capsys):
+    """The audit's two: hibou-b with config and weights but no preprocessor_config.json, and KEEP whose
+    config.json auto_map names modeling_keep.py that the snapshot lacks. ``eval --check`` (nothing
+    loaded) and ``models check`` both say which file and how to get it; the whole snapshots pass."""
+    from tiny_hf_encoders import save_hibou_twin
+    from tiny_keep import save_tiny_keep
+
+    save_hibou_twin(tmp_path / "hibou")
+    snap = _put_in_hf_cache(cache, "histai/hibou-b", tmp_path / "hibou")
+    save_tiny_keep(tmp_path / "keep", "a photo of a cell")
+    ksnap = _put_in_hf_cache(cache, "Astaxanthin/KEEP", tmp_path / "keep")
+    rc, out = _eval_check(tmp_path, "hibou-b,keep", capsys)
+    assert rc == 0 and "preflight ok" in out, out
+    (snap / "preprocessor_config.json").unlink()
+    (ksnap / "modeling_keep.py").unlink()
+    rc, out = _eval_check(tmp_path, "hibou-b", capsys)
+    want = (f"model 'hibou-b': files preprocessor_config.json or processor_config.json is missing from the snapshot "
+            f"{snap}, and the hf_features adapter's loader reads it (a partial download?): hf download histai/hibou-b "
+            "--force-download")
+    assert rc == 1 and "preflight ok" not in out and want in out, out
+    rc, out = _eval_check(tmp_path, "keep", capsys)
+    assert rc == 1 and (f"model 'keep': files modeling_keep.py is missing from the snapshot {ksnap}, and the "
+                        "hf_remote_clip adapter's loader reads it (a partial download?): hf download Astaxanthin/KEEP "
+                        "--force-download") in out, out
+    assert main(["models", "check", "hibou-b", "keep"]) == 1
+    r = _report(capsys.readouterr().out)
+    assert r["hibou-b"][-2].startswith("files    preprocessor_config.json or processor_config.json is missing")
+    assert r["keep"][-2].startswith("files    modeling_keep.py is missing from the snapshot")
+    assert r["hibou-b"][-1] == r["keep"][-1] == "status   NOT READY"
+    # a module the named one imports relatively is needed too (transformers fetches it)
+    (snap / "preprocessor_config.json").write_text((tmp_path / "hibou" / "preprocessor_config.json").read_text())
+    (snap / "modeling_dinov2.py").write_text("from .configuration_dinov2 import Dinov2Config\n"
+                                             "from .helpers_dinov2 import Block\n")
+    rc, out = _eval_check(tmp_path, "hibou-b", capsys)
+    assert rc == 1 and "files helpers_dinov2.py is missing from the snapshot" in out, out
+
+
+def test_transformers_words_for_a_partial_snapshot_never_leak(cache, tmp_path, monkeypatch):
+    """The audit's raw messages (a URL made of a cache path, "couldn't connect" while HF_HUB_OFFLINE is
+    set and the repo is cached, "a local directory with the same name") become: FILE is missing from
+    SNAPSHOT (a partial download?): hf download REPO --force-download."""
+    from tiny_hf_encoders import save_hibou_twin
+    from tiny_keep import save_tiny_keep
+
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.weights import hub_missing, library_words
+    from cytoreg.registry.builtins import ADAPTERS
+    from cytoreg.registry.catalog import Catalog
+
+    save_tiny_keep(tmp_path / "keep", "a photo of a cell")
+    ksnap = _put_in_hf_cache(cache, "Astaxanthin/KEEP", tmp_path / "keep")
+    (ksnap / "modeling_keep.py").unlink()
+    save_hibou_twin(tmp_path / "hibou")
+    hsnap = _put_in_hf_cache(cache, "histai/hibou-b", tmp_path / "hibou")
+    (hsnap / "preprocessor_config.json").unlink()
+    cat = Catalog.load([])
+    for name, snap, repo, file in (("keep", ksnap, "Astaxanthin/KEEP", "modeling_keep.py"),
+                                   ("hibou-b", hsnap, "histai/hibou-b", "preprocessor_config.json")):
+        spec = cat.model(name)
+        with pytest.raises(ModelLoadError) as err:  # the adapters' real loads, past the preflight
+            ADAPTERS.get(spec.get("adapter"))(spec, device="cpu").load()
+        msg = str(err.value)
+        assert msg.endswith(f": {file} is missing from the snapshot {snap} (a partial download?): hf download {repo} "
+                            "--force-download"), msg
+        assert "https://" not in msg and "connect" not in msg and "local directory" not in msg
+    # the transformers words of the audit, one by one: a snapshot path given as the model id
+    raw = OSError(f"{ksnap} does not appear to have a file named modeling_keep.py. Checkout "
+                  f"'https://huggingface.co/{ksnap}/tree/None' for available files.")
+    assert library_words(raw) == "OSError: modeling_keep.py is missing"
+    assert str(hub_missing("keep", str(ksnap), "", None, raw)) == (
+        f"model 'keep': cannot load {ksnap}: modeling_keep.py is missing from the snapshot {ksnap} (a partial "
+        "download?): hf download Astaxanthin/KEEP --force-download")
+    offline = OSError("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in "
+                      "the cached files.\nCheck your internet connection or see how to run the library in offline mode")
+    assert library_words(offline) == ("OSError: a file the loader needs is missing (HF_HUB_OFFLINE is set, so "
+                                      "nothing was fetched)")
+    same = OSError("Can't load image processor for 'histai/hibou-b'. If you were trying to load it from "
+                   "'https://huggingface.co/models', make sure you don't have a local directory with the same name. "
+                   "Otherwise, make sure 'histai/hibou-b' is the correct path to a directory containing a "
+                   "preprocessor_config.json file")
+    assert library_words(same) == "OSError: preprocessor_config.json is missing"
+    # a repo that is not in the cache keeps the "not here, get it" wording
+    assert "looked in the Hugging Face cache" in str(hub_missing("x", "org/absent", "", None, offline))

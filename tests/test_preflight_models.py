@@ -71,6 +71,7 @@ def test_present_things_pass(bare, monkeypatch, tmp_path):
     import numpy as np
 
     save_file({"w": np.zeros(4, dtype=np.float32)}, str(snap / "model.safetensors"))
+    (snap / "preprocessor_config.json").write_text("{}")  # the processor AutoProcessor reads
     assert check("plip") == []
 
 
@@ -147,3 +148,27 @@ def test_another_adapters_params_are_read_only_where_they_are_clear(bare, tmp_pa
     c = model_check(deep=False, spec=spec({"model": "ViT-B/16"}))
     assert c.ready and c.lines == [("weights", "no weights cytoreg can locate in the spec's params (my-plugin "
                                                "adapter: ViT-B/16); the adapter's own check() answers")]
+
+
+def test_a_missing_package_is_filed_as_a_package(bare, tmp_path, capsys, monkeypatch):
+    """The audit: `models check musk --json` filed the missing musk package under "weights", and
+    `eval --check` printed `problem [weights] model 'musk' needs musk`."""
+    import json
+
+    from cytoreg.models import check as check_mod
+    from cytoreg.models import musk_adapter
+
+    monkeypatch.setattr(musk_adapter, "package_dir", lambda: None)  # musk not installed
+    assert main(["models", "check", "musk", "--json"]) == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    cats = {p["message"].split(" needs ")[0] if " needs " in p["message"] else p["message"][:40]: p["category"]
+            for p in row["problems"]}
+    assert cats["model 'musk'"] == "package"
+    assert [p["category"] for p in row["problems"] if "is not in the Hugging Face cache" in p["message"]] == ["weights"]
+    rc, out = _check_run(tmp_path, "musk", capsys)
+    assert rc == 1 and "problem [package] model 'musk' needs" in out and "[weights] model 'musk' needs" not in out
+    # the shared package check (an adapter's imports) uses the same category
+    monkeypatch.setitem(check_mod.PACKAGES, "timm", (("no_such_module_xyz",), "pip install xyz"))
+    c = model_check(Catalog.load().model("dinov2-s"), deep=False)
+    assert ("package", "model 'dinov2-s': packages missing: no_such_module_xyz (the timm adapter imports them). "
+                       "Get it: pip install xyz") in c.problems

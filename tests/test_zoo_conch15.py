@@ -151,10 +151,34 @@ def test_models_check_finds_the_file_in_the_cache(cache, tmp_path, capsys):
     from cytoreg.cli import main
 
     save_tiny_conch15(tmp_path / "w")
-    put_in_hf_cache(cache, tmp_path / "w")
-    assert main(["models", "check", "conch-v1.5"]) == 0
+    snap_file = put_in_hf_cache(cache, tmp_path / "w")
+    (tmp_path / "s.yaml").write_text(twin_spec())  # the built-in spec's hub file, the twin's trunk size
+    assert main(["models", "check", "conch-v1.5-twin", "--include", str(tmp_path / "s.yaml")]) == 0
     out = capsys.readouterr().out
     assert "loads    timm architecture vit_large_patch16_224" in out and "status   ready" in out
+    assert f"keys     {FILE} fits vit_large_patch16_224" in out
+    # the twin's file is no ViT-L/16 state dict: the shipped spec says so before any run
+    assert main(["models", "check", "conch-v1.5"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    import timm
+
+    with torch.device("meta"):  # the published build, its keys counted independently
+        full = set(timm.create_model("vit_large_patch16_224", init_values=1.0, num_classes=0).state_dict())
+    twin = {k[len("trunk."):] for k in torch.load(snap_file, weights_only=True) if k.startswith("trunk.")}
+    assert len(full - twin) == 22 * 14  # 22 blocks more, 14 tensors each
+    assert (f"keys {snap_file} is present but not a vit_large_patch16_224 state dict: {len(full - twin)} missing (e.g. "
+            "blocks.10.attn.proj.bias, blocks.10.attn.proj.weight, blocks.10.attn.qkv.bias), 33 of the wrong shape "
+            "(e.g. cls_token (1, 1, 32) vs (1, 1, 1024)") in out
+    # a file without the trunk.* keys (another model's state dict): missing and unexpected, named
+    sd = torch.load(snap_file, weights_only=True)
+    torch.save({k.replace("trunk.", "visual.", 1): v for k, v in sd.items()}, snap_file)
+    assert main(["models", "check", "conch-v1.5-twin", "--include", str(tmp_path / "s.yaml")]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    n = sum(k.startswith("trunk.") for k in sd)
+    assert (f"is present but not a vit_large_patch16_224 state dict: {n} missing (e.g. blocks.0.attn.proj.bias, "
+            f"blocks.0.attn.proj.weight, blocks.0.attn.qkv.bias), {n} unexpected (e.g. visual.blocks.0.attn.proj.bias, "
+            "visual.blocks.0.attn.proj.weight, visual.blocks.0.attn.qkv.bias)") in out
+    assert "status NOT READY" in out
 
 
 @pytest.mark.parametrize("broken, message", [

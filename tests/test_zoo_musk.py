@@ -302,3 +302,17 @@ def test_real_musk_architecture_through_eval(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     line = [x for x in out.stdout.splitlines() if x.startswith("max abs diff")][0]
     assert float(line.split()[3]) < 1e-5, out.stdout
+
+
+def test_musks_own_imports_are_checked_only_where_its_code_has_them(tmp_path):
+    """fairscale / einops are needs of MUSK's vendored torchscale, not of cytoreg: the check reads
+    them from the installed package's source (the double imports neither)."""
+    from cytoreg.models.musk_adapter import _package_needs
+
+    pkg = tmp_path / "musk"
+    (pkg / "torchscale").mkdir(parents=True)
+    (pkg / "modeling.py").write_text("import torch\n")
+    assert _package_needs(pkg) == ()
+    (pkg / "torchscale" / "moe.py").write_text("from fairscale import nn\nimport einops\n")
+    assert _package_needs(pkg) == ("fairscale", "einops")
+    assert _package_needs(None) == ()

@@ -154,3 +154,54 @@ def test_pathgen_clip_twin_zero_shot_through_cytoreg_eval(tmp_path, monkeypatch)
     assert (list(steps[-1].mean), list(steps[-1].std)) == OPENAI
     (ev,) = json.loads((out / "results.json").read_text())["evaluations"]
     assert ev["model"] == "pathgen-clip" and "auc_macro" in ev["metrics"]
+
+
+def _other_keys(path):
+    torch.save({"state_dict": {"module.encoder.weight": torch.zeros(4, 4), "module.head.bias": torch.zeros(4)}}, path)
+
+
+def _meta_keys(arch):
+    with torch.device("meta"):  # the architecture's keys, counted independently of cytoreg
+        return sorted(open_clip.create_model(arch, pretrained=None, device="meta").state_dict())
+
+
+def test_models_check_compares_the_file_keys_with_the_architecture(tmp_path, monkeypatch, capsys):
+    """The audit: PATHGEN_CLIP_CHECKPOINT at a torch file with other keys read "ready"; now the deep
+    check reads the file's key names (no tensor) against ViT-B-16-quickgelu built on the meta device."""
+    from cytoreg.cli import main
+
+    _other_keys(tmp_path / "other.pt")
+    monkeypatch.setenv("PATHGEN_CLIP_CHECKPOINT", str(tmp_path / "other.pt"))
+    assert main(["models", "check", "pathgen-clip"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    keys = _meta_keys("ViT-B-16-quickgelu")
+    assert (f"keys {tmp_path / 'other.pt'} is present but not a ViT-B-16-quickgelu state dict: {len(keys)} missing "
+            f"(e.g. {', '.join(keys[:3])}), 2 unexpected (e.g. encoder.weight, head.bias)") in out
+    assert "status NOT READY" in out
+    # a whole training checkpoint (state_dict, module. prefixes, optimizer) of the spec's config fits
+    small, _ = register_tiny_configs(tmp_path / "cfg")
+    save_pathgen_checkpoint(tmp_path / "epoch_10.pt", small, layout="training")
+    spec = _spec(tmp_path, "pathgen-clip", small, tmp_path / "epoch_10.pt")
+    assert main(["models", "check", "pathgen-clip-twin", "--include", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert f"keys     epoch_10.pt fits {small}" in out and "status   ready" in out
+
+
+def test_a_present_file_with_wrong_keys_is_named_without_download_advice(tmp_path, monkeypatch):
+    """The audit: open_clip's download advice and torch's ~300 missing keys; now what does not fit."""
+    from cytoreg.errors import ModelLoadError
+    from cytoreg.models.open_clip_adapter import OpenCLIP
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    small, _ = register_tiny_configs(tmp_path / "cfg")
+    _other_keys(tmp_path / "other.pt")
+    spec = _spec(tmp_path, "pathgen-clip", small, tmp_path / "other.pt")
+    with pytest.raises(ModelLoadError) as err:
+        OpenCLIP(Catalog.load([spec]).model("pathgen-clip-twin")).load()
+    msg = str(err.value)
+    keys = _meta_keys(small)
+    assert msg == (f"model 'pathgen-clip-twin': {tmp_path / 'other.pt'} (params.pretrained in {spec}): file present "
+                   f"but not a {small} state dict: {len(keys)} missing (e.g. {', '.join(keys[:3])}), 2 unexpected "
+                   "(e.g. encoder.weight, head.bias). Check params.model, or that the file is the checkpoint meant "
+                   "for this model")
+    assert "download" not in msg and "HF_HUB_OFFLINE" not in msg and msg.count("\n") == 0

@@ -28,7 +28,7 @@ class PreflightError(SpecError, IncompatibleError):
 
 @dataclass
 class Problem:
-    category: str  # "plan" | "data" | "weights" | "key" | "few-shot" | "judge" | "settings"
+    category: str  # "plan" | "data" | "package" | "weights" | "key" | "few-shot" | "judge" | "settings"
     message: str
     exc: Exception | None = field(default=None, repr=False, compare=False)
 

@@ -255,6 +255,59 @@ def _files(c: Check, spec: Any, files: list[Path], folder: Path | None, redownlo
     return True
 
 
+#: the files a transformers processor / image processor is read from (transformers 5 writes a
+#: processor's as processor_config.json, an image processor's as preprocessor_config.json; hub repos
+#: saved by 4.x hold preprocessor_config.json for both)
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+#: config files whose ``auto_map`` names module files transformers imports (trust_remote_code)
+AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def _auto_map_modules(folder: Path) -> list[str]:
+    """The ``.py`` files the folder's ``auto_map`` entries name, and the files those import
+    relatively (``from .configuration_x import``), as transformers fetches them. Entries of
+    another repo (``org/repo--module.Class``) are not this folder's."""
+    import re
+
+    names: list[str] = []
+    for cfg_name in AUTO_MAP_FILES:
+        try:
+            amap = json.loads((folder / cfg_name).read_text(encoding="utf-8")).get("auto_map") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        refs = [r for v in (amap.values() if isinstance(amap, dict) else []) for r in (v if isinstance(v, list) else [v])]
+        for ref in refs:
+            if isinstance(ref, str) and "." in ref and "--" not in ref:
+                names.append(ref.rsplit(".", 1)[0].replace(".", "/") + ".py")
+    seen: list[str] = []
+    while names:
+        n = names.pop(0)
+        if n in seen:
+            continue
+        seen.append(n)
+        try:
+            code = (folder / n).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        names += [f"{m}.py" for m in re.findall(r"^\s*from\s+\.(\w+)\s+import", code, re.MULTILINE)]
+    return seen
+
+
+def _needed_files(spec: Any, folder: Path) -> list[str]:
+    """Files the adapter's loader will read that the folder lacks, found without loading anything:
+    the processor's config (not for hf_remote_clip: KEEP ships a tokenizer and no processor) and,
+    where the spec trusts remote code, every module file ``auto_map`` names."""
+    adapter = spec.get("adapter")
+    missing = []
+    if adapter in HF_ADAPTERS and not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if adapter in HF_ADAPTERS and adapter != "hf_remote_clip" and not any((folder / n).is_file() for n in PROCESSOR_FILES):
+        missing.append(" or ".join(PROCESSOR_FILES))
+    if adapter in HF_ADAPTERS and spec.get("trust_remote_code"):
+        missing += [n for n in _auto_map_modules(folder) if not (folder / n).is_file()]
+    return missing
+
+
 def _loadable(spec: Any, folder: Path) -> str:
     """Config (+ processor) from the folder without reading weights; returns what loaded."""
     adapter = spec.get("adapter")
@@ -313,6 +366,31 @@ def _loadable_file(spec: Any) -> str:
     return f"timm architecture {arch}"
 
 
+def _key_fit(c: Check, spec: Any, path: Path) -> None:
+    """A checkpoint file's keys against the architecture the timm / open_clip adapter builds (on the
+    meta device; no tensor read): a file of another model is named here, not at the run's load."""
+    from cytoreg.models import keyfit
+
+    p = dict(spec.get("params") or {})
+    try:
+        if c.adapter == "timm" and p.get("arch"):
+            arch, fit = p["arch"], keyfit.timm_fit(p, path, f"model '{c.name}' ({spec.path})")
+        elif c.adapter == "open_clip" and p.get("model") and not str(p["model"]).startswith(("hf-hub:", "local-dir:")):
+            arch, fit = p["model"], keyfit.open_clip_fit(str(p["model"]), path)
+        else:
+            return
+    except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the file
+        c.fail("weights", "keys", f"no: {path} could not be compared with the architecture: {library_words(exc)}")
+        return
+    if fit.ok:
+        c.add("keys", f"{path.name} fits {arch}")
+        return
+    get = how_to_get(spec)
+    c.fail("weights", "keys", f"{path} is present but not a {arch} state dict: {fit.words()}; check params.arch / "
+                              f"params.model / params.model_kwargs in {spec.path}, or that the file is the checkpoint "
+                              "meant for this model" + (f" ({get})" if get else ""))
+
+
 def _deep_hook(c: Check, spec: Any) -> None:
     """An adapter's own deep check (DEEP_HOOKS): its lines beyond the weights, and its verdict."""
     import importlib
@@ -343,7 +421,7 @@ def _packages(c: Check, adapter: str) -> None:
         except (ImportError, ValueError):  # a parent package is missing (google.genai without google)
             missing.append(m)
     if missing:
-        c.fail("weights", "packages", f"missing: {', '.join(missing)} (the {adapter} adapter imports them)", how)
+        c.fail("package", "packages", f"missing: {', '.join(missing)} (the {adapter} adapter imports them)", how)
 
 
 def _endpoint(c: Check, spec: Any) -> None:
@@ -391,7 +469,7 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
         c.fail("weights", "weights", f"missing: environment variable {src.where} ({src.origin}) is not set; set "
                                      "it to the checkpoint file", how_to_get(spec))
     elif src.kind == "file":
-        _file(c, spec, src)
+        _file(c, spec, src, deep)
     else:
         _folder(c, spec, src, deep)
     model = str((spec.get("params") or {}).get("model", ""))
@@ -405,11 +483,13 @@ def check(spec: Any, adapter: Any = None, *, deep: bool = True) -> Check:
     return c
 
 
-def _file(c: Check, spec: Any, src: Source) -> None:
+def _file(c: Check, spec: Any, src: Source, deep: bool = True) -> None:
     path = Path(src.where).expanduser()
     get = how_to_get(spec)
     if path.is_file():
-        _files(c, spec, [path], None, f"delete {path} and download it again" + (f" ({get})" if get else ""))
+        if _files(c, spec, [path], None, f"delete {path} and download it again" + (f" ({get})" if get else "")) \
+                and deep:
+            _key_fit(c, spec, path)
         return
     rel = "" if path.is_absolute() else f", relative to the current folder {Path.cwd()}"
     what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -445,11 +525,24 @@ def _folder(c: Check, spec: Any, src: Source, deep: bool) -> None:
         return
     if not _files(c, spec, files, folder, redownload):
         return
+    lacking = [] if src.filename else _needed_files(spec, folder)
+    if lacking:
+        where = f"the snapshot {folder}" if src.kind == "hub" else f"the folder {folder}"
+        fix = (f"hf download {src.where} --force-download" if src.kind == "hub"
+               else "replace the folder's files with a complete copy")
+        one = len(lacking) == 1
+        c.fail("weights", "files", f"{', '.join(lacking)} {'is' if one else 'are'} missing from {where}, and the "
+                                   f"{c.adapter} adapter's loader reads {'it' if one else 'them'} (a partial "
+                                   f"download?): {fix}")
+        return
     if deep:
         try:
             c.add("loads", _loadable_file(spec) if src.filename else _loadable(spec, folder))
         except Exception as exc:  # noqa: BLE001 - the library's own words, first line, with the folder
             c.fail("weights", "loads", f"no: {folder}: {library_words(exc)}")
+        else:
+            if src.filename:
+                _key_fit(c, spec, files[0])
     if spec.get("gated") and src.kind == "hub":
         c.add("licence", f"gated repo; its licence was accepted at {spec.get('gated')} by whoever downloaded it")
 
@@ -473,6 +566,7 @@ def _adapter_extras(c: Check, adapter: Any, src: Source) -> None:
     for m in found:
         if m in said or (not c.ready and src.where and src.where in m):
             continue
-        category = "key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else "weights"
+        category = ("key" if any(w in m for w in ("API key", "_KEY", "base_url", "URL")) else
+                    "package" if " needs " in m and any(w in m for w in ("Install:", "pip install")) else "weights")
         c.add("adapter", m)
         c.problems.append((category, m))

@@ -119,6 +119,20 @@ def _import_musk(where: str):
     return utils, modeling
 
 
+def _package_needs(pkg) -> tuple[str, ...]:
+    """What the installed MUSK code imports beyond cytoreg's own needs (its vendored torchscale
+    imports fairscale and einops), read from its source files without importing them."""
+    if pkg is None:
+        return ()
+    text = ""
+    for f in sorted(pkg.rglob("*.py"))[:500]:
+        try:
+            text += f.read_text(errors="replace")
+        except OSError:
+            continue
+    return tuple(m for m in ("fairscale", "einops") if f"import {m}" in text or f"from {m}" in text)
+
+
 class Musk(Embedder):
     params_schema = {
         "type": "object",
@@ -219,9 +233,9 @@ class Musk(Embedder):
 
     def check(self) -> list[str]:
         out = []
-        missing = [m for m in ("torch", "timm", "torchvision", "transformers", "sentencepiece", "safetensors",
-                               "fairscale", "einops") if importlib.util.find_spec(m) is None]
         pkg = package_dir()
+        needs = ("torch", "timm", "torchvision", "transformers", "sentencepiece", "safetensors") + _package_needs(pkg)
+        missing = [m for m in needs if importlib.util.find_spec(m) is None]
         if pkg is None or not (pkg / "modeling.py").is_file():
             missing.append("musk (lilab-stanford/MUSK)" if pkg is None else f"musk (lilab-stanford/MUSK; {pkg} is another "
                                                                             "package of that name)")

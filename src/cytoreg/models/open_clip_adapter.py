@@ -71,6 +71,28 @@ class OpenCLIP(Embedder):
         return ModelLoadError(f"model '{self.name}': cannot load weights for {self.model_id}; looked in "
                               f"{'; '.join(where)}.{offline} Get them: {how}. ({type(exc).__name__}: {exc})")
 
+    def _present_but_wrong(self, exc: Exception) -> ModelLoadError | None:
+        """A checkpoint file that is here but did not load: what does not fit (its keys against the
+        config built on the meta device), never download advice. None when no file is here."""
+        pre = self.params.get("pretrained")
+        path = Path(pre).expanduser() if pre else None
+        if path is None or not path.is_file() or self.model_id.startswith(("hf-hub:", "local-dir:")):
+            return None
+        from cytoreg.models.keyfit import open_clip_fit
+        from cytoreg.models.weights import library_words
+
+        where = f"{path} (params.pretrained in {self.spec.path})"
+        try:
+            fit = open_clip_fit(self.model_id, path)
+        except Exception:  # noqa: BLE001 - keys unreadable: the load's own words
+            fit = None
+        if fit is not None and not fit.ok:
+            return ModelLoadError(f"model '{self.name}': {where}: file present but not a {self.model_id} state dict: "
+                                  f"{fit.words()}. Check params.model, or that the file is the checkpoint meant for "
+                                  f"this model")
+        return ModelLoadError(f"model '{self.name}': {where} is present but open_clip could not load it as "
+                              f"{self.model_id}: {library_words(exc)}")
+
     def load(self) -> None:
         try:
             import open_clip
@@ -86,7 +108,7 @@ class OpenCLIP(Embedder):
                 weights_only=True, require_pretrained=True)
             tokenizer = open_clip.get_tokenizer(self.model_id)
         except (RuntimeError, FileNotFoundError, OSError, ValueError) as exc:
-            raise self._missing(exc) from exc
+            raise self._present_but_wrong(exc) or self._missing(exc) from exc
         model.eval()
         self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
         self._device = device
