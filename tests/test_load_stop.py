@@ -75,8 +75,10 @@ def test_clip_with_mismatched_weights_is_stopped_others_scored_resume_reruns_it(
     lines = [l for l in err.splitlines() if l.startswith("error:")]
     assert len(lines) == 1, err  # one line, as it happens
     line = lines[0]
-    assert line.startswith("error: model 'bad-clip' stopped: load failed: cannot load weights for local-dir:")
-    assert "size mismatch" in line and "Get them:" in line  # the cause and the fix from the adapter's error
+    assert line.startswith(f"error: model 'bad-clip' stopped: load failed: {tmp_path / 'bad'}")
+    # the cause and the fix from the adapter's error (weights that are here but do not fit: no download advice)
+    assert "is present but does not fit its open_clip config" in line and "size mismatch" in line
+    assert "replace them with a complete copy" in line and "Get them:" not in line
     res = json.loads((run / "results.json").read_text())
     assert exit_status(res) == 3 and validate_results(res) == []
     assert "STOPPED 0%" in out and line[len("error: "):] in " ".join(out.split())
@@ -100,7 +102,8 @@ def test_clip_with_mismatched_weights_is_stopped_others_scored_resume_reruns_it(
     row = next(r for r in table.rows if r.name == "bad-clip")
     assert [c.stopped and c.value is None for c in row.cells] == [True] and row.mean_rank is None
     md = render_markdown(table)
-    assert "| bad-clip | *stopped* |" in md and "load failed: cannot load weights" in md
+    assert "| bad-clip | *stopped* |" in md and "load failed:" in md and "is present but does not fit its open" in md
+    assert "incomplete: bad-clip (stopped small-clip (zero-shot))" in md  # not "missing": it was run and stopped
     # fixed: the same command resumes; only the stopped model computes anything
     cfg_file.write_text(right)
     p = cli(args)

@@ -74,12 +74,27 @@ class OpenCLIP(Embedder):
     def _present_but_wrong(self, exc: Exception) -> ModelLoadError | None:
         """A checkpoint file that is here but did not load: what does not fit (its keys against the
         config built on the meta device), never download advice. None when no file is here."""
+        from cytoreg.models.weights import library_words
+
+        local = self._local_weights()
+        if self.model_id.startswith(("hf-hub:", "local-dir:")):
+            if local is None or not isinstance(exc, RuntimeError) or "state_dict" not in str(exc):
+                return None  # not there (or not a weights problem): where to get it
+            import re
+
+            text = str(exc)
+            shapes = re.findall(r"size mismatch for ([^:]+):", text)
+            missing = re.search(r"Missing key\(s\) in state_dict: ([^\n]*)", text)
+            what = (f"size mismatch in {len(shapes)} tensor(s), e.g. {', '.join(shapes[:3])}" if shapes else
+                    f"missing keys: {missing.group(1)[:200]}" if missing else library_words(exc))
+            return ModelLoadError(f"model '{self.name}': {local} is present but does not fit its open_clip config "
+                                  f"({what}); the folder's open_clip_config.json and weights must come from the same "
+                                  "model: replace them with a complete copy")
         pre = self.params.get("pretrained")
         path = Path(pre).expanduser() if pre else None
-        if path is None or not path.is_file() or self.model_id.startswith(("hf-hub:", "local-dir:")):
+        if path is None or not path.is_file():
             return None
         from cytoreg.models.keyfit import open_clip_fit
-        from cytoreg.models.weights import library_words
 
         where = f"{path} (params.pretrained in {self.spec.path})"
         try:

@@ -314,10 +314,16 @@ def build_table(board: Board, metric: str, *, allow_mixed: bool = False, ties: b
             for r, rank in zip(complete, ranks):
                 r.mean_rank = (r.mean_rank or 0.0) + float(rank) / len(cols)
     if any(not r.complete for r in models):
-        missing = {r.name: [column_name(c) for c, cell in zip(cols, r.cells) if not cell.eligible]
-                   for r in models if not r.complete}
+        def why(r) -> str:
+            out = []
+            for word, pick in (("stopped", lambda c: c.stopped), ("missing", lambda c: not c.eligible and not c.stopped)):
+                cs = [column_name(col) for col, cell in zip(cols, r.cells) if not cell.eligible and pick(cell)]
+                if cs:
+                    out.append(f"{word} {', '.join(cs)}")
+            return "; ".join(out)
+
         notes.append("mean rank is over complete rows only (baselines are never ranked); incomplete: " +
-                     "; ".join(f"{name} (missing {', '.join(cs)})" for name, cs in missing.items()))
+                     "; ".join(f"{r.name} ({why(r)})" for r in models if not r.complete))
     rows = models + [r for r in rows if r.kind == "baseline"]
     # chance level and the papers' numbers, as their own rows
     chance_field = CHANCE.get(metric)
