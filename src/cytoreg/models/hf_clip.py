@@ -11,7 +11,7 @@ import numpy as np
 
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import Embedder
-from cytoreg.models.weights import hub_identity, hub_missing, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, hub_properties, pick_device, precision_dtype
 
 
 def _features(out):
@@ -25,13 +25,11 @@ class HFCLIP(Embedder):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Hugging Face repo id (vinid/plip) or a local folder"},
-            "revision": {"type": "string"},
+            **hub_properties("vinid/plip"),
             "precision": {"enum": ["fp32", "fp16", "bf16"], "description": "on GPU; CPU always runs fp32"},
             "text_padding": {"enum": ["longest", "max_length"],
                              "description": "max_length for SigLIP models, which were trained on texts padded to it"},
             "max_length": {"type": "integer", "minimum": 1, "description": "text length (tokens) with text_padding"},
-            "download_hint": {"type": "string"},
         },
     }
 
@@ -51,9 +49,7 @@ class HFCLIP(Embedder):
         except ImportError as exc:
             raise ModelLoadError(f"model '{self.name}' needs transformers and torch: pip install 'cytoreg[hf]' ({exc})") from exc
         device = pick_device(self.device)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.params.get("precision", "fp32"), torch.float32)
-        if device == "cpu":
-            dtype = torch.float32
+        dtype = precision_dtype(torch, self.params.get("precision"), device)
         hf_logging.disable_progress_bar()
         kwargs = {"revision": self.params["revision"]} if "revision" in self.params else {}
         from cytoreg.models.remote_code import refuse_untrusted

@@ -17,7 +17,7 @@ import numpy as np
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import FeatureExtractor
 from cytoreg.models.remote_code import refuse_untrusted
-from cytoreg.models.weights import hub_identity, hub_missing, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, hub_properties, pick_device, precision_dtype
 
 
 def processor_numbers(proc: Any) -> dict:
@@ -38,8 +38,7 @@ class HFFeatures(FeatureExtractor):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Hugging Face repo id or a local folder"},
-            "revision": {"type": "string"},
+            **hub_properties(),
             "pooling": {"enum": ["cls", "pooler", "cls+mean"]},
             "num_register_tokens": {"type": "integer", "minimum": 0,
                                     "description": "register tokens after CLS, excluded from the patch mean"},
@@ -50,7 +49,6 @@ class HFFeatures(FeatureExtractor):
                                           "mean": {"type": "array", "items": {"type": "number"}},
                                           "std": {"type": "array", "items": {"type": "number"}}}},
             "precision": {"enum": ["fp32", "fp16", "bf16"], "description": "on GPU; CPU always runs fp32"},
-            "download_hint": {"type": "string"},
         },
     }
 
@@ -76,9 +74,7 @@ class HFFeatures(FeatureExtractor):
             raise ModelLoadError(f"model '{self.name}' needs transformers and torch: pip install 'cytoreg[hf]' ({exc})") from exc
         hf_logging.disable_progress_bar()
         device = pick_device(self.device)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.params.get("precision", "fp32"), torch.float32)
-        if device == "cpu":
-            dtype = torch.float32
+        dtype = precision_dtype(torch, self.params.get("precision"), device)
         kwargs: dict = {"trust_remote_code": bool(self.spec.get("trust_remote_code", False))}
         if "revision" in self.params:
             kwargs["revision"] = self.params["revision"]

@@ -11,7 +11,7 @@ from typing import Sequence
 from cytoreg.errors import CytoregError, ModelLoadError
 from cytoreg.finetune.lora import with_adapter
 from cytoreg.models.base import ChatRequest, Generator, PermanentError, Response
-from cytoreg.models.weights import hub_identity, hub_missing, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, hub_properties, pick_device
 
 
 class HFGenerator(Generator):
@@ -22,13 +22,11 @@ class HFGenerator(Generator):
         "additionalProperties": False,
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "Hugging Face repo id or a local folder"},
-            "revision": {"type": "string"},
+            **hub_properties(),
             "dtype": {"enum": ["auto", "fp32", "fp16", "bf16"], "description": "on GPU; CPU runs fp32"},
             "device_map": {"type": "string", "description": "e.g. auto (accelerate) for models larger than one GPU"},
             "load_in_8bit": {"type": "boolean", "description": "bitsandbytes 8-bit (seed B's IDEFICS-80B)"},
             "chat_template": {"type": "string", "description": "Jinja template overriding the processor's"},
-            "download_hint": {"type": "string"},
             "lora": {"type": "string", "description": "a peft LoRA adapter folder applied on load (cytoreg finetune)"},
         },
     }

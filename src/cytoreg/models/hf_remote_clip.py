@@ -24,7 +24,7 @@ import numpy as np
 from cytoreg.errors import ModelLoadError
 from cytoreg.models.base import Embedder
 from cytoreg.models.timm_features import PREPROCESS_SCHEMA, build_transform
-from cytoreg.models.weights import hub_identity, hub_missing, pick_device
+from cytoreg.models.weights import hub_identity, hub_missing, hub_properties, pick_device, precision_dtype
 
 #: timm module globals a model's remote code replaced, by model id (re-applied on a reload, when the
 #: already-imported remote module does not run again)
@@ -105,13 +105,11 @@ class HFRemoteCLIP(Embedder):
         "additionalProperties": False,
         "required": ["model", "preprocess"],
         "properties": {
-            "model": {"type": "string", "description": "Hugging Face repo id (Astaxanthin/KEEP) or a local folder"},
-            "revision": {"type": "string"},
+            **hub_properties("Astaxanthin/KEEP"),
             "preprocess": PREPROCESS_SCHEMA,
             "text_padding": {"enum": ["longest", "max_length"], "description": "the card's tokenizer padding"},
             "max_length": {"type": "integer", "minimum": 1, "description": "tokens per text (truncated)"},
             "precision": {"enum": ["fp32", "fp16", "bf16"], "description": "on GPU; CPU always runs fp32"},
-            "download_hint": {"type": "string"},
         },
     }
 
@@ -167,9 +165,7 @@ class HFRemoteCLIP(Embedder):
                                  f"pip install 'cytoreg[hf,clip]' ({exc})") from exc
         hf_logging.disable_progress_bar()
         device = pick_device(self.device)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.params.get("precision", "fp32"), torch.float32)
-        if device == "cpu":
-            dtype = torch.float32
+        dtype = precision_dtype(torch, self.params.get("precision"), device)
         kwargs: dict = {"trust_remote_code": True}
         if "revision" in self.params:
             kwargs["revision"] = self.params["revision"]

@@ -41,6 +41,22 @@ def pick_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def hub_properties(example: str = "") -> dict:
+    """The JSON-schema properties every Hugging Face hub adapter takes: ``model``, ``revision``,
+    ``download_hint``."""
+    return {"model": {"type": "string", "description": f"Hugging Face repo id{f' ({example})' if example else ''} "
+                                                       "or a local folder"},
+            "revision": {"type": "string"},
+            "download_hint": {"type": "string"}}
+
+
+def precision_dtype(torch, precision: str | None, device: str):
+    """``params.precision`` as a torch dtype; CPU always runs fp32."""
+    if device == "cpu":
+        return torch.float32
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision or "fp32", torch.float32)
+
+
 def hub_identity(model_id: str, revision: str | None) -> str:
     """A local folder: its weight files' identities; a hub id: id@revision."""
     p = Path(model_id).expanduser()
